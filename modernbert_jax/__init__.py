@@ -1,0 +1,1 @@
+"""ModernBERT in JAX/Flax: encoder, attention kernels, pretraining and Hugging Face interop."""

@@ -1,0 +1,1 @@
+"""Attention kernels behind `modernbert_jax.attention.dot_product_attention`."""
