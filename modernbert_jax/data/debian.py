@@ -1,0 +1,256 @@
+"""Real text that every Debian machine can fetch without the internet beyond its package mirror.
+
+Two sources feed the pretraining corpus (and the NER / few-shot corpora of the other packages):
+
+* the Python documentation shipped by Debian's ``python3.11-doc`` package: its Sphinx sources
+  (``html/_sources/**/*.rst.txt``, hand-marked ``:func:``/``:class:``/... roles) and the HTML;
+* Debian package records: name, ``Section``, one-line summary and long description.
+
+Everything goes into a cache directory (``$MODERNBERT_JAX_CACHE/debian``, default
+``~/.cache/modernbert_jax/debian``). The ``.deb`` is fetched with ``apt-get download`` (no install,
+no root needed when the system package lists exist) and unpacked with ``dpkg-deb -x``. Package
+lists are read from a *private* apt state directory inside the cache, updated once with
+``Acquire::Languages=en``: Docker images switch translations off, and the long descriptions live
+only in the ``Translation-en`` indexes. The private directory also keeps us from changing the
+system's apt state, which other processes share.
+
+Public functions:
+    cache_dir() -> Path
+    download_deb(package, cache=None) -> Path
+    extract_deb(deb, cache=None) -> Path
+    python_doc_root(python_version="3.11", cache=None) -> Path          # .../usr/share/doc/python3.11/html
+    python_doc_sources(python_version="3.11", cache=None) -> list[Path]  # sorted _sources/**/*.rst.txt
+    debian_packages(cache=None) -> list[DebianPackage]                   # sorted by name
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Iterator, Sequence
+
+
+class AptUnavailableError(RuntimeError):
+    """apt/dpkg is missing or cannot reach a mirror: the embedded corpus cannot be built here."""
+
+
+def cache_dir() -> Path:
+    """Root of the Debian cache: ``$MODERNBERT_JAX_CACHE/debian`` or ``~/.cache/modernbert_jax/debian``."""
+    root = os.environ.get("MODERNBERT_JAX_CACHE") or os.path.join(Path.home(), ".cache", "modernbert_jax")
+    path = Path(root) / "debian"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _resolve_cache(cache: str | os.PathLike | None) -> Path:
+    path = Path(cache) if cache is not None else cache_dir()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _require(tool: str) -> str:
+    exe = shutil.which(tool)
+    if exe is None:
+        raise AptUnavailableError(
+            f"`{tool}` was not found on PATH. The embedded corpus needs a Debian/Ubuntu system with "
+            "apt and dpkg; elsewhere point the pipeline at a TFDS dataset or your own text/JSONL files."
+        )
+    return exe
+
+
+def _run(cmd: Sequence[str], *, cwd: Path | None = None, capture: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(list(cmd), cwd=cwd, capture_output=capture, text=True, check=False)
+
+
+def _private_apt_options(cache: Path) -> list[str]:
+    """apt options that point state and cache at directories inside our cache."""
+    state = cache / "apt"
+    (state / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+    (state / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+    return [
+        "-o", f"Dir::State::Lists={state / 'lists'}",
+        "-o", f"Dir::Cache={state / 'cache'}",
+        "-o", "Acquire::Languages=en",
+    ]
+
+
+def _private_lists(cache: Path) -> Path:
+    """Private apt lists (Packages + Translation-en), fetched once with ``apt-get update``."""
+    options = _private_apt_options(cache)
+    lists = cache / "apt" / "lists"
+    if not any(lists.glob("*_Packages*")) or not any(lists.glob("*Translation-en*")):
+        apt_get = _require("apt-get")
+        proc = _run([apt_get, "update", *options])
+        if proc.returncode != 0 or not any(lists.glob("*_Packages*")):
+            raise AptUnavailableError(
+                f"`apt-get update` into {lists} failed (exit {proc.returncode}); is a Debian mirror "
+                f"reachable?\n{proc.stderr.strip()[-2000:]}"
+            )
+    return lists
+
+
+def download_deb(package: str, cache: str | os.PathLike | None = None) -> Path:
+    """Fetch ``package``'s .deb with ``apt-get download`` into ``<cache>/debs`` and return its path.
+
+    A .deb already in the cache is reused. If the system's package lists do not know the package
+    (a fresh container has none), private lists are fetched once with ``apt-get update`` and the
+    download is retried against them.
+    """
+    cache = _resolve_cache(cache)
+    debs = cache / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    cached = sorted(debs.glob(f"{package}_*.deb"))
+    if cached:
+        return cached[-1]
+    apt_get = _require("apt-get")
+    # apt-get download writes into the current directory; a scratch directory keeps a
+    # half-downloaded file from ever looking like a cached one.
+    with tempfile.TemporaryDirectory(dir=debs) as scratch:
+        proc = _run([apt_get, "download", package], cwd=Path(scratch))
+        if proc.returncode != 0:
+            first_error = proc.stderr.strip()
+            proc = _run([apt_get, "download", *_private_apt_options(cache), package], cwd=Path(scratch))
+            if proc.returncode != 0:
+                _private_lists(cache)
+                proc = _run([apt_get, "download", *_private_apt_options(cache), package], cwd=Path(scratch))
+            if proc.returncode != 0:
+                raise AptUnavailableError(
+                    f"`apt-get download {package}` failed (exit {proc.returncode}).\n"
+                    f"with system lists: {first_error[-1000:]}\nwith private lists: {proc.stderr.strip()[-1000:]}"
+                )
+        fetched = sorted(Path(scratch).glob(f"{package}_*.deb"))
+        if not fetched:
+            raise AptUnavailableError(f"`apt-get download {package}` succeeded but wrote no {package}_*.deb")
+        target = debs / fetched[-1].name
+        os.replace(fetched[-1], target)
+    return target
+
+
+def extract_deb(deb: str | os.PathLike, cache: str | os.PathLike | None = None) -> Path:
+    """Unpack ``deb`` with ``dpkg-deb -x`` into ``<cache>/extracted/<deb stem>`` (once) and return it.
+
+    Extraction goes to a temporary directory that is renamed into place, so an interrupted run
+    never leaves a partial tree that later runs would trust.
+    """
+    deb = Path(deb)
+    if not deb.is_file():
+        raise FileNotFoundError(f"deb file {deb} does not exist")
+    cache = _resolve_cache(cache)
+    root = cache / "extracted"
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / deb.stem
+    if target.is_dir():
+        return target
+    dpkg_deb = _require("dpkg-deb")
+    scratch = Path(tempfile.mkdtemp(dir=root, prefix=f".{deb.stem}."))
+    try:
+        proc = _run([dpkg_deb, "-x", str(deb), str(scratch)])
+        if proc.returncode != 0:
+            raise AptUnavailableError(f"`dpkg-deb -x {deb}` failed (exit {proc.returncode}): {proc.stderr.strip()}")
+        try:
+            os.rename(scratch, target)
+        except OSError:
+            if not target.is_dir():  # a concurrent process finished first otherwise
+                raise
+    finally:
+        if scratch.exists():
+            shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def python_doc_root(python_version: str = "3.11", cache: str | os.PathLike | None = None) -> Path:
+    """The HTML root of Debian's ``python<version>-doc`` (fetched and unpacked on first use).
+
+    The directory holds the rendered pages and ``_sources/`` with the Sphinx sources as
+    ``*.rst.txt``.
+    """
+    package = f"python{python_version}-doc"
+    tree = extract_deb(download_deb(package, cache), cache)
+    root = tree / "usr" / "share" / "doc" / f"python{python_version}" / "html"
+    if not (root / "_sources").is_dir():
+        raise FileNotFoundError(f"{package} unpacked to {tree} but has no {root}/_sources")
+    return root
+
+
+def python_doc_sources(python_version: str = "3.11", cache: str | os.PathLike | None = None) -> list[Path]:
+    """All Sphinx sources (``_sources/**/*.rst.txt``) of the Python documentation, sorted by path.
+
+    These are the human-written reStructuredText files of docs.python.org: English prose with
+    inline roles (``:func:`len```, ``:class:`dict```, ``:pep:`8```, ...) marking typed spans.
+    """
+    return sorted((python_doc_root(python_version, cache) / "_sources").rglob("*.rst.txt"))
+
+
+@dataclasses.dataclass(frozen=True)
+class DebianPackage:
+    """One package record: ``summary`` is the one-line synopsis, ``description`` the long text."""
+
+    name: str
+    section: str
+    summary: str
+    description: str
+
+
+def _deb822_records(text: str) -> Iterator[dict[str, str]]:
+    """Parse RFC-822-style stanzas; continuation lines keep their text with the leading space removed."""
+    record: dict[str, str] = {}
+    key = None
+    for line in text.splitlines():
+        if not line.strip():
+            if record:
+                yield record
+            record, key = {}, None
+        elif line[0] in " \t" and key is not None:
+            record[key] += "\n" + line[1:]
+        elif ":" in line:
+            key, _, value = line.partition(":")
+            record[key] = value.strip()
+    if record:
+        yield record
+
+
+def _long_description(raw: str) -> str:
+    """Debian's description syntax: a lone ``.`` is an empty line; leading space of each line dropped."""
+    lines = raw.split("\n")[1:]  # line 0 is the synopsis
+    return "\n".join("" if line.strip() == "." else line for line in lines).strip()
+
+
+def debian_packages(cache: str | os.PathLike | None = None) -> list[DebianPackage]:
+    """Every package the mirror lists (one record per name), with section and long description.
+
+    Records come from ``apt-cache dumpavail`` over the private lists; long descriptions are
+    joined from the ``Translation-en`` indexes by (package, Description-md5).
+    """
+    cache = _resolve_cache(cache)
+    lists = _private_lists(cache)
+    options = _private_apt_options(cache)
+    proc = _run([_require("apt-cache"), *options, "dumpavail"])
+    if proc.returncode != 0:
+        raise AptUnavailableError(f"`apt-cache dumpavail` failed: {proc.stderr.strip()[-2000:]}")
+    helper = "/usr/lib/apt/apt-helper"
+    translations: dict[tuple[str, str], str] = {}
+    for index in sorted(lists.glob("*Translation-en*")):
+        # apt-helper decompresses whatever compression apt chose for its lists (lz4, gz, xz).
+        text = _run([helper, "cat-file", str(index)])
+        if text.returncode != 0:
+            raise AptUnavailableError(f"cannot read {index}: {text.stderr.strip()}")
+        for rec in _deb822_records(text.stdout):
+            if "Description-en" in rec:
+                translations[(rec.get("Package", ""), rec.get("Description-md5", ""))] = rec["Description-en"]
+    packages: dict[str, DebianPackage] = {}
+    for rec in _deb822_records(proc.stdout):
+        name = rec.get("Package")
+        if not name or name in packages or "Description" not in rec:
+            continue
+        full = translations.get((name, rec.get("Description-md5", "")), rec["Description"])
+        packages[name] = DebianPackage(
+            name=name,
+            section=rec.get("Section", ""),
+            summary=rec["Description"].split("\n")[0].strip(),
+            description=_long_description(full),
+        )
+    return [packages[name] for name in sorted(packages)]
