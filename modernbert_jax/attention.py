@@ -43,8 +43,14 @@ def xla_attention(
     *,
     segment_ids: jax.Array,
     window: Optional[int],
+    dropout_rate: float = 0.0,
+    dropout_rng: Optional[jax.Array] = None,
 ) -> jax.Array:
-    """Dense masked attention: the reference every other backend is tested against."""
+    """Dense masked attention: the reference every other backend is tested against.
+
+    The only backend with attention-probability dropout (BERT fine-tuning uses it; ModernBERT
+    trains with none).
+    """
     scale = q.shape[-1] ** -0.5
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32) * scale
     mask = attention_mask(segment_ids, window)
@@ -53,6 +59,9 @@ def xla_attention(
     # A padding query has no visible key: softmax over an all-masked row is uniform, so
     # zero it explicitly to honour the "padding rows are zeros" contract.
     probs = jnp.where(mask.any(axis=-1, keepdims=True), probs, 0.0)
+    if dropout_rate > 0.0:
+        keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, probs.shape)
+        probs = jnp.where(keep, probs / (1.0 - dropout_rate), 0.0)
     out = jnp.einsum("bhqk,bkhd->bqhd", probs.astype(v.dtype), v, preferred_element_type=jnp.float32)
     return out.astype(q.dtype)
 
@@ -78,14 +87,27 @@ def dot_product_attention(
     window: Optional[int] = None,
     impl: str = "xla",
     interpret: bool = False,
+    dropout_rate: float = 0.0,
+    dropout_rng: Optional[jax.Array] = None,
 ) -> jax.Array:
     """Attention over packed sequences; see the module docstring for the contract.
 
     ``interpret=True`` runs the Pallas kernel in interpret mode (how it is tested on CPU).
+    ``dropout_rate > 0`` (attention-probability dropout, with ``dropout_rng``) is only
+    available with the dense ``xla`` backend.
     """
     _check_inputs(q, k, v, segment_ids, window)
     if impl not in IMPLS:
         raise ValueError(f"unknown attention impl {impl!r}; expected one of {IMPLS}")
+    if dropout_rate > 0.0:
+        if impl not in ("xla", "auto"):
+            raise ValueError(
+                f"attention dropout ({dropout_rate}) needs impl='xla'; the {impl!r} kernels have none "
+                "(set model.attention_dropout=0, as ModernBERT does)"
+            )
+        return xla_attention(
+            q, k, v, segment_ids=segment_ids, window=window, dropout_rate=dropout_rate, dropout_rng=dropout_rng
+        )
     if impl == "auto":
         if jax.default_backend() == "gpu":
             impl = "pallas"

@@ -1,0 +1,158 @@
+"""The shared model block of every config: ModernBERT sizes, and classic BERT as a variant.
+
+Every architectural choice is a field so ablations flip it from the command line
+(``--config.model.mlp=gelu``). ``model_config(variant)`` returns a locked ``ConfigDict``:
+setting a field that does not exist raises an error naming it.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+VARIANTS = ("tiny", "base", "large", "bert")
+
+# Logical-axis rules: parameter axes (embed, mlp, heads, kv, vocab) and activation axes
+# (act_*) mapped onto the mesh axes (data, fsdp, tensor). Separate activation names let the
+# batch dimension take fsdp while parameters' embed dimension takes it too (MaxText's idea).
+DEFAULT_SHARDING_RULES = (
+    ("act_batch", ("data", "fsdp")),
+    ("act_length", None),
+    ("act_embed", None),
+    ("act_heads", "tensor"),
+    ("act_kv", None),
+    ("act_mlp", "tensor"),
+    ("act_vocab", "tensor"),
+    ("embed", "fsdp"),
+    ("mlp", "tensor"),
+    ("heads", "tensor"),
+    ("kv", None),
+    ("vocab", "tensor"),
+    ("norm", None),
+)
+
+
+def _modernbert(**sizes) -> ml_collections.ConfigDict:
+    cfg = ml_collections.ConfigDict()
+    cfg.architecture = "modernbert"
+    cfg.vocab_size = 50368
+    cfg.hidden_size = 768
+    cfg.num_layers = 22
+    cfg.num_heads = 12
+    cfg.intermediate_size = 1152
+    cfg.max_position_embeddings = 8192
+    # Positions: "rope" (NeoX-style rotary) or "absolute" (learned table, BERT).
+    cfg.position_embedding = "rope"
+    cfg.type_vocab_size = 0
+    # Attention pattern: "alternating" (layer i global iff i % global_attn_every_n_layers == 0),
+    # "global" (every layer) or "local" (every layer).
+    cfg.attention_pattern = "alternating"
+    cfg.global_attn_every_n_layers = 3
+    # Full local window in tokens, HF's `local_attention`; the half-width is local_attention // 2.
+    cfg.local_attention = 128
+    cfg.global_rope_theta = 160_000.0
+    cfg.local_rope_theta = 10_000.0
+    cfg.mlp = "geglu"  # "geglu": Wo(act(x1) * x2); "gelu": Wo(act(Wi x))
+    cfg.hidden_activation = "gelu"  # exact (erf) GELU; "gelu_tanh" for the approximation
+    cfg.norm_placement = "pre"  # "pre" (ModernBERT) or "post" (BERT)
+    cfg.norm_eps = 1e-5
+    cfg.norm_bias = False
+    cfg.attention_bias = False
+    cfg.mlp_bias = False
+    cfg.head_bias = False  # MLM prediction head dense (HF: classifier_bias)
+    cfg.decoder_bias = True
+    cfg.first_layer_attn_norm = False  # ModernBERT: layer 0 has no attention pre-norm
+    cfg.final_norm = True
+    cfg.embedding_dropout = 0.0
+    cfg.attention_dropout = 0.0
+    cfg.mlp_dropout = 0.0
+    cfg.pad_token_id = 50283
+    cfg.initializer_range = 0.02
+    cfg.initializer_cutoff_factor = 2.0
+    cfg.classifier_pooling = "cls"  # "cls" or "mean"
+    cfg.dtype = "float32"  # compute dtype; parameters stay float32
+    cfg.attention_impl = "xla"  # xla | blocked | pallas | auto
+    cfg.remat = False  # rematerialise each layer in the backward pass
+    cfg.update(sizes)
+    return cfg
+
+
+def model_config(variant: str = "tiny") -> ml_collections.ConfigDict:
+    """The model block for ``variant`` in tiny | base | large | bert (all-MiniLM-L6-v2 sizes)."""
+    if variant == "base":
+        cfg = _modernbert()
+    elif variant == "large":
+        cfg = _modernbert(hidden_size=1024, num_layers=28, num_heads=16, intermediate_size=2624)
+    elif variant == "tiny":
+        # CPU-sized for tests and demos; keeps the alternating pattern and a window shorter
+        # than typical sequences so local attention is exercised.
+        cfg = _modernbert(
+            vocab_size=8192, hidden_size=128, num_layers=4, num_heads=4, intermediate_size=256,
+            max_position_embeddings=1024, local_attention=32, pad_token_id=0,
+        )
+    elif variant == "bert":
+        cfg = bert_config()
+    else:
+        raise ValueError(f"unknown model variant {variant!r}; expected one of {VARIANTS}")
+    cfg.lock()
+    return cfg
+
+
+def bert_config(**sizes) -> ml_collections.ConfigDict:
+    """Classic BERT as a configuration of the same modules (defaults: all-MiniLM-L6-v2)."""
+    cfg = _modernbert(
+        architecture="bert", vocab_size=30522, hidden_size=384, num_layers=6, num_heads=12,
+        intermediate_size=1536, max_position_embeddings=512, position_embedding="absolute",
+        type_vocab_size=2, attention_pattern="global", mlp="gelu", norm_placement="post",
+        norm_eps=1e-12, norm_bias=True, attention_bias=True, mlp_bias=True, head_bias=True,
+        first_layer_attn_norm=True, final_norm=False, embedding_dropout=0.1,
+        attention_dropout=0.1, mlp_dropout=0.1, pad_token_id=0,
+    )
+    cfg.update(sizes)
+    return cfg
+
+
+def parse_arg(arg: str | None, **defaults) -> dict:
+    """big_vision-style ``"a=1,b=x"`` → dict, with defaults for keys not given."""
+    out = dict(defaults)
+    for item in filter(None, (arg or "").split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"config arg {item!r} is not of the form key=value")
+        if key not in defaults:
+            raise ValueError(f"unknown config arg {key!r}; expected one of {sorted(defaults)}")
+        out[key] = value
+    return out
+
+
+def layer_window(cfg: ml_collections.ConfigDict, layer: int) -> int | None:
+    """Half-width of layer ``layer``'s local window, or None when the layer is global."""
+    if cfg.attention_pattern == "global":
+        return None
+    if cfg.attention_pattern == "alternating" and layer % cfg.global_attn_every_n_layers == 0:
+        return None
+    return cfg.local_attention // 2
+
+
+def validate(cfg: ml_collections.ConfigDict) -> None:
+    """Raise a ValueError naming the field when the model block is inconsistent."""
+    choices = {
+        "position_embedding": ("rope", "absolute"),
+        "attention_pattern": ("alternating", "global", "local"),
+        "mlp": ("geglu", "gelu"),
+        "hidden_activation": ("gelu", "gelu_tanh"),
+        "norm_placement": ("pre", "post"),
+        "classifier_pooling": ("cls", "mean"),
+        "dtype": ("float32", "bfloat16", "float16"),
+        "attention_impl": ("xla", "blocked", "pallas", "auto"),
+    }
+    for field, allowed in choices.items():
+        if cfg[field] not in allowed:
+            raise ValueError(f"model.{field}={cfg[field]!r} is not one of {allowed}")
+    if cfg.hidden_size % cfg.num_heads:
+        raise ValueError(
+            f"model.hidden_size={cfg.hidden_size} is not divisible by model.num_heads={cfg.num_heads}"
+        )
+    if cfg.position_embedding == "rope" and (cfg.hidden_size // cfg.num_heads) % 2:
+        raise ValueError("RoPE needs an even head dimension (model.hidden_size // model.num_heads)")
+    if cfg.local_attention < 0 or cfg.local_attention % 2:
+        raise ValueError(f"model.local_attention={cfg.local_attention} must be a non-negative even window")

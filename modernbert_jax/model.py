@@ -1,0 +1,189 @@
+"""The encoder and its heads: ``Encoder``, ``MaskedLM``, ``SequenceClassifier``.
+
+Inputs are packed: ``input_ids [B, T]``, ``segment_ids [B, T]`` (0 = padding, 1..n = the
+sequence a token belongs to) and ``positions [B, T]`` (restarting at 0 in each segment).
+This is ModernBERT's unpadding with static shapes: attention never crosses a segment
+boundary. A padded batch is the case of one segment per row: pass ``attention_mask`` instead
+and it is converted (positions are then ``0..T-1`` per row, as Hugging Face does).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from modernbert_jax import config as config_lib
+from modernbert_jax import layers
+
+
+def packed_inputs_from_mask(attention_mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``attention_mask [B, T]`` (1 = token) → ``(segment_ids, positions)`` with one segment per row."""
+    segment_ids = (attention_mask != 0).astype(jnp.int32)
+    positions = jnp.broadcast_to(jnp.arange(attention_mask.shape[1], dtype=jnp.int32), attention_mask.shape)
+    return segment_ids, positions
+
+
+def check_token_ids(input_ids, vocab_size: int) -> None:
+    """Raise a ValueError naming the first out-of-vocabulary token (skipped under tracing)."""
+    if isinstance(input_ids, jax.core.Tracer):
+        return
+    ids = np.asarray(input_ids)
+    bad = np.argwhere((ids < 0) | (ids >= vocab_size))
+    if bad.size:
+        where = tuple(int(i) for i in bad[0])
+        raise ValueError(
+            f"input_ids{list(where)} = {int(ids[where])} is outside the vocabulary "
+            f"[0, {vocab_size}) ({len(bad)} such token(s) in the batch)"
+        )
+
+
+class Encoder(nn.Module):
+    """Embeddings → layers (global every ``global_attn_every_n_layers``, local otherwise) → final norm."""
+
+    config: ml_collections.ConfigDict
+    interpret: bool = False  # run Pallas attention in interpret mode (CPU tests)
+
+    def setup(self):
+        cfg = self.config
+        config_lib.validate(cfg)
+        self.embeddings = layers.Embeddings(cfg)
+        block = nn.remat(layers.EncoderLayer, static_argnums=(4,)) if cfg.remat else layers.EncoderLayer
+        self.layers = [
+            block(cfg, i, config_lib.layer_window(cfg, i), self.interpret, name=f"layers_{i}")
+            for i in range(cfg.num_layers)
+        ]
+        if cfg.final_norm:
+            self.final_norm = layers.layer_norm(cfg, "final_norm")
+
+    def __call__(
+        self,
+        input_ids: jax.Array,
+        segment_ids: Optional[jax.Array] = None,
+        positions: Optional[jax.Array] = None,
+        *,
+        attention_mask: Optional[jax.Array] = None,
+        token_type_ids: Optional[jax.Array] = None,
+        deterministic: bool = True,
+    ) -> jax.Array:
+        """Last hidden states ``[B, T, hidden_size]``."""
+        cfg = self.config
+        input_ids = jnp.asarray(input_ids)
+        if input_ids.ndim != 2:
+            raise ValueError(f"input_ids must be [batch, length]; got shape {tuple(input_ids.shape)}")
+        check_token_ids(input_ids, cfg.vocab_size)
+        if segment_ids is None:
+            if attention_mask is None:
+                attention_mask = jnp.ones_like(input_ids)
+            if jnp.shape(attention_mask) != input_ids.shape:
+                raise ValueError(
+                    f"attention_mask shape {tuple(jnp.shape(attention_mask))} != input_ids shape {tuple(input_ids.shape)}"
+                )
+            segment_ids, positions = packed_inputs_from_mask(jnp.asarray(attention_mask))
+        elif positions is None:
+            raise ValueError("packed inputs need both segment_ids and positions")
+        for name, arr in (("segment_ids", segment_ids), ("positions", positions)):
+            if jnp.shape(arr) != input_ids.shape:
+                raise ValueError(f"{name} shape {tuple(jnp.shape(arr))} != input_ids shape {tuple(input_ids.shape)}")
+        if token_type_ids is None:
+            token_type_ids = jnp.zeros_like(input_ids)
+        x = self.embeddings(input_ids, positions, token_type_ids, deterministic)
+        x = layers.constrain(x, ("act_batch", "act_length", "act_embed"))
+        for layer in self.layers:
+            x = layer(x, segment_ids, positions, deterministic)
+        if cfg.final_norm:
+            x = self.final_norm(x).astype(layers.compute_dtype(cfg))
+        return x
+
+    def attend(self, x: jax.Array) -> jax.Array:
+        """Logits against the token embeddings (the tied MLM decoder)."""
+        return self.embeddings.attend(x)
+
+
+class MaskedLM(nn.Module):
+    """Encoder + prediction head + tied decoder with bias.
+
+    With ``masked_positions [B, M]`` only those positions go through the head and decoder
+    (ModernBERT's sparse prediction, with static shapes): logits are ``[B, M, V]``.
+    """
+
+    config: ml_collections.ConfigDict
+    interpret: bool = False
+
+    def setup(self):
+        cfg = self.config
+        self.encoder = Encoder(cfg, self.interpret)
+        self.head = layers.PredictionHead(cfg)
+        if cfg.decoder_bias:
+            self.decoder_bias = self.param(
+                "decoder_bias", nn.with_logical_partitioning(nn.initializers.zeros_init(), ("vocab",)), (cfg.vocab_size,)
+            )
+
+    def __call__(
+        self,
+        input_ids: jax.Array,
+        segment_ids: Optional[jax.Array] = None,
+        positions: Optional[jax.Array] = None,
+        *,
+        attention_mask: Optional[jax.Array] = None,
+        token_type_ids: Optional[jax.Array] = None,
+        masked_positions: Optional[jax.Array] = None,
+        deterministic: bool = True,
+    ) -> jax.Array:
+        x = self.encoder(
+            input_ids, segment_ids, positions, attention_mask=attention_mask,
+            token_type_ids=token_type_ids, deterministic=deterministic,
+        )
+        if masked_positions is not None:
+            x = jnp.take_along_axis(x, masked_positions[..., None].astype(jnp.int32), axis=1)
+        logits = self.encoder.attend(self.head(x)).astype(jnp.float32)
+        if self.config.decoder_bias:
+            logits = logits + self.decoder_bias
+        return layers.constrain(logits, ("act_batch", "act_length", "act_vocab"))
+
+
+class SequenceClassifier(nn.Module):
+    """Encoder → cls or mean pooling → prediction head → dropout → linear classifier."""
+
+    config: ml_collections.ConfigDict
+    num_labels: int
+    interpret: bool = False
+
+    @nn.compact
+    def __call__(
+        self,
+        input_ids: jax.Array,
+        segment_ids: Optional[jax.Array] = None,
+        positions: Optional[jax.Array] = None,
+        *,
+        attention_mask: Optional[jax.Array] = None,
+        token_type_ids: Optional[jax.Array] = None,
+        deterministic: bool = True,
+    ) -> jax.Array:
+        cfg = self.config
+        if attention_mask is None and segment_ids is None:
+            attention_mask = jnp.ones_like(input_ids)
+        x = Encoder(cfg, self.interpret, name="encoder")(
+            input_ids, segment_ids, positions, attention_mask=attention_mask,
+            token_type_ids=token_type_ids, deterministic=deterministic,
+        )
+        if cfg.classifier_pooling == "cls":
+            pooled = x[:, 0]
+        else:
+            valid = (attention_mask if segment_ids is None else segment_ids) != 0
+            weights = valid.astype(x.dtype)[..., None]
+            pooled = (x * weights).sum(1) / jnp.maximum(weights.sum(1), 1.0)
+        pooled = layers.PredictionHead(cfg, name="head")(pooled)
+        pooled = nn.Dropout(cfg.mlp_dropout)(pooled, deterministic=deterministic)
+        return nn.Dense(self.num_labels, dtype=jnp.float32, param_dtype=jnp.float32, name="classifier")(pooled)
+
+
+def init_params(module: nn.Module, rng: jax.Array, batch: int = 1, length: int = 16) -> dict:
+    """Initialised, unboxed float32 parameters for ``module`` (dummy input of ``[batch, length]``)."""
+    ids = jnp.zeros((batch, length), jnp.int32)
+    variables = jax.jit(lambda r: module.init(r, ids))(rng)
+    return nn.meta.unbox(variables["params"])
