@@ -1,0 +1,262 @@
+"""``GLiNER``: load, predict and save, with the reference library's interface.
+
+``GLiNER.from_pretrained(path)`` reads a directory written by us or by the reference
+``gliner`` library; ``predict_entities(text, labels, threshold=0.5, flat_ner=True,
+multi_label=False)`` returns ``[{"start", "end", "text", "label", "score"}]`` with character
+offsets. Texts longer than the window (``max_len`` words, or the encoder's token limit)
+are split into overlapping word windows whose candidate spans are merged before the greedy
+selection; label lists whose prompt would crowd out the text are split across passes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from gliner_jax import checkpoint, decoding, processor
+from gliner_jax.config import GLiNERConfig
+from gliner_jax.model import GLiNERModel
+from gliner_jax.words import split_words
+from modernbert_jax import hf
+
+MAX_TOKENS = 512  # the reference tokenizer's truncation length for BERT-sized backbones
+
+
+def normalize_labels(labels: str | Sequence[str]) -> list[str]:
+    """Deduplicate (keeping order) and check labels; an empty list is allowed (no entities)."""
+    if isinstance(labels, str):
+        labels = [labels]
+    if not isinstance(labels, (list, tuple)):
+        raise TypeError(f"labels must be a str or a list of str, got {type(labels).__name__}")
+    for i, label in enumerate(labels):
+        if not isinstance(label, str):
+            raise TypeError(f"labels[{i}] must be a str, got {type(label).__name__}")
+        if not label.strip():
+            raise ValueError(f"labels[{i}]={label!r} is empty; every entity type needs a name")
+    return list(dict.fromkeys(labels))
+
+
+class GLiNER:
+    """A GLiNER span model on a BERT or ModernBERT encoder, ready for inference."""
+
+    def __init__(self, config: GLiNERConfig, encoder_config: ml_collections.ConfigDict, params: dict,
+                 tokenizer, *, max_tokens: int | None = None):
+        config.validate()
+        self.config = config
+        self.encoder_config = encoder_config
+        self.params = params
+        self.tokenizer = tokenizer
+        vocab = params["encoder"]["embeddings"]["tok_embeddings"]["embedding"].shape[0]
+        if tokenizer.get_vocab_size(with_added_tokens=True) > vocab:
+            raise ValueError(f"tokenizer has {tokenizer.get_vocab_size(with_added_tokens=True)} tokens "
+                             f"but the embedding table only {vocab} rows")
+        self.max_tokens = max_tokens or min(MAX_TOKENS, encoder_config.max_position_embeddings)
+        self.module = GLiNERModel(encoder_config, config)
+        self._probs = jax.jit(lambda p, b: jax.nn.sigmoid(self.module.apply({"params": p}, b)[0]))
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_backbone(cls, backbone: str | Path, config: GLiNERConfig, seed: int = 0) -> "GLiNER":
+        """A new model: pretrained Hugging Face encoder at ``backbone``, randomly initialised head."""
+        backbone = Path(backbone)
+        encoder, enc_params = hf.from_pretrained(backbone)
+        tok = processor.load_tokenizer(str(backbone / "tokenizer.json"), config.ent_token, config.sep_token)
+        new_vocab = tok.get_vocab_size(with_added_tokens=True)
+        rng_embed, rng_head = jax.random.split(jax.random.key(seed))
+        enc_params = resize_embeddings(enc_params, new_vocab, rng_embed)
+        encoder_config = _with_vocab(encoder.config, new_vocab)
+        config.class_token_index = tok.token_to_id(config.ent_token)
+        config.vocab_size = new_vocab
+        config.model_name = str(backbone)
+        module = GLiNERModel(encoder_config, config)
+        batch = processor.collate(processor.encode_batch(tok, [["a"]], [["x"]]))
+        params = jax.jit(module.init)(rng_head, batch)["params"]
+        params = dict(params)
+        params["encoder"] = enc_params
+        return cls(config, encoder_config, params, tok)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> "GLiNER":
+        """Load a GLiNER directory (ours or the reference library's)."""
+        path = Path(path)
+        config_file = path / "gliner_config.json"
+        if not config_file.exists():
+            raise FileNotFoundError(f"no gliner_config.json in {path}")
+        values = json.loads(config_file.read_text())
+        checkpoint.check_backbone(values.get("encoder_config"), str(path))
+        config = GLiNERConfig.from_dict(values)
+        tensors = checkpoint.read_tensors(path)
+        encoder, enc_params = checkpoint.load_encoder(values["encoder_config"], tensors)
+        has_projection = config.hidden_size != encoder.config.hidden_size
+        params = checkpoint.head_from_torch(tensors, config.num_rnn_layers, has_projection)
+        params["encoder"] = enc_params
+        params = jax.tree.map(jnp.asarray, params)
+        tok_file = path / "tokenizer.json"
+        if not tok_file.exists():
+            tok_file = Path(config.model_name) / "tokenizer.json"
+        if not tok_file.exists():
+            raise FileNotFoundError(f"no tokenizer.json in {path} or in model_name={config.model_name!r}")
+        tok = processor.load_tokenizer(str(tok_file), config.ent_token, config.sep_token)
+        if config.class_token_index not in (-1, tok.token_to_id(config.ent_token)):
+            raise ValueError(f"{path}: class_token_index={config.class_token_index} but the tokenizer puts "
+                             f"{config.ent_token} at {tok.token_to_id(config.ent_token)}")
+        return cls(config, encoder.config, params, tok)
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Write the reference layout: gliner_config.json, model.safetensors, tokenizer.json."""
+        from safetensors.numpy import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        from modernbert_jax.model import Encoder
+
+        encoder_hf, tensors = checkpoint.encoder_tensors(Encoder(self.encoder_config), self.params["encoder"])
+        tensors.update(checkpoint.head_to_torch({k: v for k, v in self.params.items() if k != "encoder"}))
+        save_file(tensors, str(path / "model.safetensors"), metadata={"format": "pt"})
+        values = self.config.to_dict()
+        values.update(encoder_config=encoder_hf, model_type="gliner", fine_tune=True, fuse_layers=False,
+                      post_fusion_schema="", span_encoder_config=None)
+        (path / "gliner_config.json").write_text(json.dumps(values, indent=2))
+        self.tokenizer.save(str(path / "tokenizer.json"))
+        return path
+
+    # ------------------------------------------------------------------ inference
+
+    def predict_entities(self, text: str, labels: str | Sequence[str], threshold: float = 0.5,
+                         flat_ner: bool = True, multi_label: bool = False, batch_size: int = 8) -> list[dict[str, Any]]:
+        """Entities in ``text`` as ``{"start", "end", "text", "label", "score"}`` (character offsets)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        return self.batch_predict_entities([text], labels, threshold, flat_ner, multi_label, batch_size)[0]
+
+    def batch_predict_entities(self, texts: Sequence[str], labels: str | Sequence[str], threshold: float = 0.5,
+                               flat_ner: bool = True, multi_label: bool = False,
+                               batch_size: int = 8) -> list[list[dict[str, Any]]]:
+        """``predict_entities`` for each text, batching windows ``batch_size`` at a time."""
+        if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
+            raise TypeError("texts must be a list of str")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{i}] must be a str, got {type(text).__name__}")
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise ValueError(f"threshold={threshold} must be in [0, 1]")
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be >= 1")
+        labels = normalize_labels(labels)
+        words = [split_words(t) for t in texts]
+        candidates = self.score_candidates([[w.text for w in ws] for ws in words], labels, threshold, batch_size)
+        results = []
+        for text, ws, spans in zip(texts, words, candidates):
+            entities = []
+            for span in decoding.greedy_search(spans, flat_ner, multi_label):
+                start, end = ws[span.start].start, ws[span.end].end
+                entities.append({"start": start, "end": end, "text": text[start:end],
+                                 "label": span.label, "score": span.score})
+            results.append(entities)
+        return results
+
+    def score_candidates(self, texts: Sequence[Sequence[str]], labels: list[str], threshold: float,
+                         batch_size: int = 8) -> list[list[decoding.Span]]:
+        """Candidate spans above ``threshold`` per text (word indices), over all windows and label passes."""
+        jobs = []  # (text index, first word, words, labels)
+        for label_chunk in self._label_chunks(labels):
+            prompt_tokens = self._count_tokens(processor.build_prompt(label_chunk, self.config.ent_token,
+                                                                      self.config.sep_token))
+            for i, words in enumerate(texts):
+                for first, last in self._windows(words, self.max_tokens - prompt_tokens - 2):
+                    jobs.append((i, first, words[first:last], label_chunk))
+        best: list[dict[tuple[int, int, str], float]] = [{} for _ in texts]
+        jobs.sort(key=lambda job: len(job[2]))  # similar lengths share a padded shape
+        for lo in range(0, len(jobs), batch_size):
+            chunk = jobs[lo: lo + batch_size]
+            encoded = processor.encode_batch(self.tokenizer, [j[2] for j in chunk], [j[3] for j in chunk],
+                                             ent_token=self.config.ent_token, sep_token=self.config.sep_token,
+                                             embed_ent_token=self.config.embed_ent_token)
+            rows = 1 << (len(chunk) - 1).bit_length()  # batch sizes are powers of two: few compilations
+            batch = processor.collate(encoded, batch_size=min(max(rows, 1), max(batch_size, len(chunk))))
+            probs = np.asarray(self._probs(self.params, batch))
+            for b, (i, first, words, label_chunk) in enumerate(chunk):
+                for span in decoding.candidate_spans(probs[b], len(words), label_chunk, threshold):
+                    key = (span.start + first, span.end + first, span.label)
+                    if span.score > best[i].get(key, -1.0):
+                        best[i][key] = span.score
+        return [[decoding.Span(s, e, label, score) for (s, e, label), score in spans.items()] for spans in best]
+
+    def _count_tokens(self, words: Sequence[str]) -> int:
+        return len(self.tokenizer.encode(list(words), is_pretokenized=True, add_special_tokens=False).ids)
+
+    def _label_chunks(self, labels: list[str]) -> list[list[str]]:
+        """Split labels so each pass's prompt uses at most half of the token budget."""
+        if not labels:
+            return []
+        budget = self.max_tokens // 2
+        chunks: list[list[str]] = [[]]
+        used = 1  # <<SEP>>
+        for label in labels:
+            cost = 1 + self._count_tokens([label])
+            if cost + 1 > budget:
+                raise ValueError(f"label {label!r} alone needs {cost} tokens; the limit is {budget - 1}")
+            if chunks[-1] and used + cost > budget:
+                chunks.append([])
+                used = 1
+            chunks[-1].append(label)
+            used += cost
+        return chunks
+
+    def _windows(self, words: Sequence[str], token_budget: int) -> list[tuple[int, int]]:
+        """Word windows ``[first, last)`` of at most ``max_len`` words and ``token_budget`` tokens.
+
+        Consecutive windows overlap by ``max_width`` words so every span of up to ``max_width``
+        words lies wholly inside some window.
+        """
+        n = len(words)
+        if n == 0:
+            return []
+        max_len = self.config.max_len
+        # Byte length bounds the token count for WordPiece and byte-level BPE alike, so short
+        # texts skip the extra tokenisation.
+        if n <= max_len and sum(len(w.encode("utf-8")) for w in words) <= token_budget:
+            return [(0, n)]
+        enc = self.tokenizer.encode(list(words), is_pretokenized=True, add_special_tokens=False)
+        counts = np.bincount([w for w in enc.word_ids if w is not None], minlength=n)
+        overlap = self.config.max_width
+        windows, first = [], 0
+        while True:
+            last, used = first, 0
+            while last < n and last - first < max_len and used + counts[last] <= token_budget:
+                used += counts[last]
+                last += 1
+            if last == first:
+                raise ValueError(f"word {first} ({words[first][:40]!r}) alone exceeds the token budget of {token_budget}")
+            windows.append((first, last))
+            if last == n:
+                return windows
+            first = max(first + 1, last - overlap)
+
+
+def _with_vocab(cfg: ml_collections.ConfigDict, vocab_size: int) -> ml_collections.ConfigDict:
+    cfg = ml_collections.ConfigDict(cfg.to_dict())
+    cfg.vocab_size = vocab_size
+    cfg.lock()
+    return cfg
+
+
+def resize_embeddings(enc_params: dict, vocab_size: int, rng: jax.Array) -> dict:
+    """Grow the token table to ``vocab_size`` rows; new rows are drawn around the old rows' mean."""
+    table = enc_params["embeddings"]["tok_embeddings"]["embedding"]
+    extra = vocab_size - table.shape[0]
+    if extra <= 0:
+        return enc_params
+    mean, std = table.mean(axis=0), table.std(axis=0)
+    new_rows = mean + std * jax.random.normal(rng, (extra, table.shape[1]), table.dtype)
+    out = jax.tree.map(lambda x: x, enc_params)
+    out["embeddings"]["tok_embeddings"]["embedding"] = jnp.concatenate([table, new_rows], axis=0)
+    return out

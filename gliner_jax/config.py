@@ -1,0 +1,80 @@
+"""GLiNER head configuration, field-compatible with the reference ``gliner_config.json``.
+
+Only the uni-encoder span architecture is implemented (``span_mode="markerV0"``, first
+sub-token pooling, no post-fusion); reading a reference config that asks for anything
+else raises an error naming the field, rather than silently computing something else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass
+class GLiNERConfig:
+    """Hyper-parameters of the GLiNER head (names as in the reference library)."""
+
+    max_width: int = 12  # spans cover 1..max_width words
+    hidden_size: int = 512  # head width; the encoder output is projected to it when different
+    dropout: float = 0.4
+    span_mode: str = "markerV0"
+    subtoken_pooling: str = "first"
+    num_rnn_layers: int = 1  # BiLSTM layers over words; 0 disables the LSTM
+    embed_ent_token: bool = True  # type vector = hidden state at <<ENT>> (else the token after)
+    max_len: int = 384  # words per window; longer texts are split into overlapping windows
+    max_types: int = 25
+    max_neg_type_ratio: int = 1
+    ent_token: str = "<<ENT>>"
+    sep_token: str = "<<SEP>>"
+    class_token_index: int = -1  # id of <<ENT>> once special tokens are added
+    vocab_size: int = -1
+    words_splitter_type: str = "whitespace"
+    model_name: str = ""  # backbone directory the head was built on (informational)
+
+    def validate(self) -> None:
+        if self.span_mode != "markerV0":
+            raise ValueError(f"span_mode={self.span_mode!r} is not supported; only 'markerV0' is implemented")
+        if self.subtoken_pooling != "first":
+            raise ValueError(f"subtoken_pooling={self.subtoken_pooling!r} is not supported; only 'first'")
+        if self.words_splitter_type != "whitespace":
+            raise ValueError(f"words_splitter_type={self.words_splitter_type!r} is not supported; only 'whitespace'")
+        if self.max_width < 1:
+            raise ValueError(f"max_width={self.max_width} must be >= 1")
+        if self.num_rnn_layers < 0:
+            raise ValueError(f"num_rnn_layers={self.num_rnn_layers} must be >= 0")
+        if self.num_rnn_layers and self.hidden_size % 2:
+            raise ValueError(f"hidden_size={self.hidden_size} must be even for the BiLSTM")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, strict: bool = True) -> "GLiNERConfig":
+        """Build from a (reference or our own) config dict; unknown keys are ignored.
+
+        With ``strict``, reference options that change the computation and that we do
+        not implement raise a ValueError naming the option.
+        """
+        if strict:
+            unsupported = {
+                "post_fusion_schema": "",
+                "fuse_layers": False,
+                "span_encoder_config": None,
+                "labels_encoder": None,
+                "labels_decoder": None,
+                "relations_layer": None,
+                "precomputed_prompts_mode": None,
+            }
+            for key, default in unsupported.items():
+                value = values.get(key, default)
+                if value not in (default, False, None, ""):
+                    raise ValueError(f"reference GLiNER option {key}={value!r} is not supported by gliner_jax")
+            model_type = values.get("model_type")
+            if model_type not in (None, "gliner", "gliner_uni_encoder_span"):
+                raise ValueError(f"reference GLiNER model_type={model_type!r} is not supported; "
+                                 "only the uni-encoder span model is")
+        names = {f.name for f in dataclasses.fields(cls)}
+        cfg = cls(**{k: v for k, v in values.items() if k in names})
+        cfg.validate()
+        return cfg

@@ -1,0 +1,160 @@
+"""Turn words and entity types into fixed-shape numpy batches for the GLiNER model.
+
+The encoder input is ``[CLS] <<ENT>> type1 <<ENT>> type2 ... <<SEP>> word1 word2 ... [SEP]``
+tokenised with the words pre-split (each word, and each type name, is one "word" of the
+tokenizer). Word vectors come from the first sub-token of each text word; type vectors
+from the ``<<ENT>>`` tokens. As in the reference, word indices are assigned by counting
+the words that produced at least one sub-token, so a word that tokenises to nothing
+shifts the ones after it (kept for exact parity), and trailing words without a
+sub-token get a zero vector.
+
+Shapes are padded to buckets so ``jax.jit`` compiles a handful of programs, not one
+per batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+import tokenizers
+
+SPECIAL_TOKENS = ("[FLERT]",)  # the reference adds this first, then <<ENT>> and <<SEP>>
+
+
+def load_tokenizer(path: str, ent_token: str = "<<ENT>>", sep_token: str = "<<SEP>>") -> tokenizers.Tokenizer:
+    """Load ``tokenizer.json`` with truncation/padding off and GLiNER's special tokens added.
+
+    Truncation must be off: the Hugging Face file may ship a 128-token limit that would
+    silently cut texts; long texts are windowed by the caller instead.
+    """
+    tok = tokenizers.Tokenizer.from_file(path)
+    tok.no_truncation()
+    tok.no_padding()
+    missing = [t for t in (*SPECIAL_TOKENS, ent_token, sep_token) if tok.token_to_id(t) is None]
+    if missing:
+        tok.add_special_tokens(missing)
+    return tok
+
+
+@dataclasses.dataclass
+class Encoded:
+    """One example: token ids plus where its words and entity types sit among the tokens."""
+
+    input_ids: list[int]
+    word_pos: list[int]  # token index of each text word's first sub-token, -1 if none
+    type_pos: list[int]  # token index of each <<ENT>>
+    num_words: int
+
+
+def build_prompt(labels: Sequence[str], ent_token: str, sep_token: str) -> list[str]:
+    prompt: list[str] = []
+    for label in labels:
+        prompt.append(ent_token)
+        prompt.append(label)
+    prompt.append(sep_token)
+    return prompt
+
+
+def encode_batch(
+    tok: tokenizers.Tokenizer,
+    words: Sequence[Sequence[str]],
+    labels: Sequence[Sequence[str]],
+    *,
+    ent_token: str = "<<ENT>>",
+    sep_token: str = "<<SEP>>",
+    embed_ent_token: bool = True,
+) -> list[Encoded]:
+    """Tokenise each (words, labels) pair; labels must be non-empty strings."""
+    prompts = [build_prompt(lab, ent_token, sep_token) for lab in labels]
+    encodings = tok.encode_batch([p + list(w) for p, w in zip(prompts, words)], is_pretokenized=True)
+    ent_id = tok.token_to_id(ent_token)
+    out = []
+    for prompt, text_words, enc in zip(prompts, words, encodings):
+        skip = len(prompt)
+        word_pos = [-1] * len(text_words)
+        seen, prev = 0, None
+        for t, wid in enumerate(enc.word_ids):
+            if wid is not None and wid != prev:
+                seen += 1
+                if seen > skip and seen - skip <= len(text_words):
+                    word_pos[seen - skip - 1] = t
+            prev = wid
+        shift = 0 if embed_ent_token else 1
+        type_pos = [t + shift for t, i in enumerate(enc.ids) if i == ent_id]
+        out.append(Encoded(list(enc.ids), word_pos, type_pos, len(text_words)))
+    return out
+
+
+def bucket(n: int, minimum: int = 8) -> int:
+    """Round ``n`` up to 8, 16, 32, ... then to multiples of 64, bounding recompilations."""
+    size = minimum
+    while size < n and size < 64:
+        size *= 2
+    if size >= n:
+        return size
+    return -(-n // 64) * 64
+
+
+def collate(
+    examples: Sequence[Encoded],
+    *,
+    pad_id: int = 0,
+    batch_size: int | None = None,
+    num_types: int | None = None,
+    num_words: int | None = None,
+    num_tokens: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Pad encoded examples into arrays; sizes default to buckets of the batch maxima."""
+    B = batch_size or len(examples)
+    T = num_tokens or bucket(max(len(e.input_ids) for e in examples))
+    W = num_words or bucket(max(max(e.num_words for e in examples), 1))
+    C = num_types or bucket(max(max(len(e.type_pos) for e in examples), 1), minimum=4)
+    input_ids = np.full((B, T), pad_id, np.int32)
+    attention_mask = np.zeros((B, T), np.int32)
+    word_pos = np.zeros((B, W), np.int32)
+    word_valid = np.zeros((B, W), bool)
+    type_pos = np.zeros((B, C), np.int32)
+    type_mask = np.zeros((B, C), bool)
+    text_lengths = np.zeros((B,), np.int32)
+    for b, e in enumerate(examples):
+        n = len(e.input_ids)
+        if n > T or e.num_words > W or len(e.type_pos) > C:
+            raise ValueError(f"example {b} ({n} tokens, {e.num_words} words, {len(e.type_pos)} types) "
+                             f"does not fit the batch shape T={T}, W={W}, C={C}")
+        input_ids[b, :n] = e.input_ids
+        attention_mask[b, :n] = 1
+        pos = np.asarray(e.word_pos, np.int32)
+        word_pos[b, : e.num_words] = np.maximum(pos, 0)
+        word_valid[b, : e.num_words] = pos >= 0
+        type_pos[b, : len(e.type_pos)] = e.type_pos
+        type_mask[b, : len(e.type_pos)] = True
+        text_lengths[b] = e.num_words
+    # Rows that only pad the batch attend to one token, so no row has an all-masked softmax.
+    attention_mask[len(examples):, 0] = 1
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "word_pos": word_pos,
+        "word_valid": word_valid,
+        "type_pos": type_pos,
+        "type_mask": type_mask,
+        "text_lengths": text_lengths,
+    }
+
+
+def span_labels(
+    spans: Sequence[Sequence[tuple[int, int, int]]], num_words: int, max_width: int, num_types: int
+) -> np.ndarray:
+    """Multi-hot targets ``[B, W, K, C]`` from per-example ``(start, end, type_index)`` word spans.
+
+    Spans wider than ``max_width`` cannot be represented and are dropped, as in the reference.
+    """
+    labels = np.zeros((len(spans), num_words, max_width, num_types), np.float32)
+    for b, example in enumerate(spans):
+        for start, end, type_index in example:
+            width = end - start
+            if 0 <= width < max_width and 0 <= start < num_words and end < num_words:
+                labels[b, start, width, type_index] = 1.0
+    return labels

@@ -1,0 +1,68 @@
+"""GLiNER's projection FFN and the ``markerV0`` span representation, fused with type scoring.
+
+``markerV0``: ``span(s, e) = FFN_out(relu([FFN_start(h_s); FFN_end(h_e)]))`` for every start
+``s`` and width ``k < max_width`` (``e = s + k``), where ``FFN(x) = W2 · dropout(relu(W1 x))``.
+The score against type vector ``q_c`` is ``span(s, e) · q_c``. Because the first layer of
+``FFN_out`` is linear in the concatenation, it splits into a start part and an end part
+computed once per word; and because the last layer is linear, ``span · q`` is computed as
+``hidden · (W2ᵀ q) + b2 · q``, so the ``[B, W, K, D]`` span tensor is never materialised.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class ProjectionFFN(nn.Module):
+    """``Linear(d_in, 4·d_out) → ReLU → Dropout → Linear(4·d_out, d_out)`` (reference layout)."""
+
+    out_dim: int
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
+        x = nn.relu(nn.Dense(4 * self.out_dim, name="dense_in")(x))
+        x = nn.Dropout(self.dropout)(x, deterministic=deterministic)
+        return nn.Dense(self.out_dim, name="dense_out")(x)
+
+
+def span_indices(num_words: int, max_width: int, lengths: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Start/end word indices ``[B, W, K]`` and validity (``end < length``).
+
+    Invalid spans point at word 0 for both ends, as the reference's ``span_idx * span_mask``.
+    """
+    start = jnp.arange(num_words)[:, None]
+    end = start + jnp.arange(max_width)[None, :]
+    valid = end[None] < lengths[:, None, None]
+    return jnp.where(valid, start[None], 0), jnp.where(valid, end[None], 0), valid
+
+
+class SpanMarkerV0Scorer(nn.Module):
+    """Span representations (markerV0) scored against projected type vectors."""
+
+    hidden_size: int
+    max_width: int
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, words: jax.Array, types: jax.Array, lengths: jax.Array, deterministic: bool = True):
+        """``words [B, W, D]``, ``types [B, C, D]`` (already projected) → logits ``[B, W, K, C]``, valid ``[B, W, K]``."""
+        D = self.hidden_size
+        start_rep = ProjectionFFN(D, self.dropout, name="project_start")(words, deterministic)
+        end_rep = ProjectionFFN(D, self.dropout, name="project_end")(words, deterministic)
+        w1 = self.param("out_dense_in_kernel", nn.initializers.lecun_normal(), (2 * D, 4 * D))
+        b1 = self.param("out_dense_in_bias", nn.initializers.zeros, (4 * D,))
+        w2 = self.param("out_dense_out_kernel", nn.initializers.lecun_normal(), (4 * D, D))
+        b2 = self.param("out_dense_out_bias", nn.initializers.zeros, (D,))
+        # relu([a; b]) = [relu(a); relu(b)], so the first out-layer splits by half.
+        from_start = nn.relu(start_rep) @ w1[:D]
+        from_end = nn.relu(end_rep) @ w1[D:]
+        starts, ends, valid = span_indices(words.shape[1], self.max_width, lengths)
+        take = jax.vmap(lambda table, idx: table[idx])
+        hidden = nn.relu(take(from_start, starts) + take(from_end, ends) + b1)  # [B, W, K, 4D]
+        hidden = nn.Dropout(self.dropout)(hidden, deterministic=deterministic)
+        type_keys = jnp.einsum("hd,bcd->bch", w2, types)  # W2ᵀ q for each type
+        logits = jnp.einsum("bwkh,bch->bwkc", hidden, type_keys) + jnp.einsum("d,bcd->bc", b2, types)[:, None, None]
+        return logits, valid
