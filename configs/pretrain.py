@@ -1,0 +1,109 @@
+"""MLM pretraining with the ModernBERT recipe, one phase per launch.
+
+    python experiments/pretrain.py --config=configs/pretrain.py:variant=tiny --workdir=/tmp/mlm_tiny
+    python experiments/pretrain.py --config=configs/pretrain.py:variant=base,phase=extend \
+        --config.init_from=/ckpt/base_pretrain --workdir=/ckpt/base_extend
+    python experiments/pretrain.py --config=configs/pretrain.py:variant=demo --workdir=/tmp/mlm_demo
+
+``arg`` keys: ``variant`` = demo | tiny | base | large (model size and run length; demo is the
+tiny model for a ~2-3 minute CPU run), ``phase`` = pretrain | extend | decay:
+
+* pretrain — T=1024, global RoPE θ=10k, linear warmup then constant LR, batch-size warmup;
+* extend   — T=8192, global RoPE θ=160k, constant LR (lower peak), starts from ``init_from``;
+* decay    — T=8192, θ=160k, 1-sqrt decay of the LR to 0 over the phase, starts from ``init_from``.
+
+Tiny/demo variants scale T, batches and steps down (extend/decay use T=256) so every phase runs
+on a CPU. Any field can be overridden: ``--config.total_steps=100 --config.optimizer.peak_lr=1e-3``.
+Data defaults to the offline corpus (TFDS ``data.tfds_name``); ``data.source=files`` with
+``data.train_files``/``data.eval_files`` globs uses your own text or JSONL files.
+"""
+
+import ml_collections
+
+from modernbert_jax import config as model_lib
+
+PHASES = ("pretrain", "extend", "decay")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    args = model_lib.parse_arg(arg, variant="tiny", phase="pretrain")
+    variant, phase = args["variant"], args["phase"]
+    if phase not in PHASES:
+        raise ValueError(f"phase={phase!r} is not one of {PHASES}")
+    if variant not in ("demo", "tiny", "base", "large"):
+        raise ValueError(f"variant={variant!r} is not one of ('demo', 'tiny', 'base', 'large')")
+    small = variant in ("demo", "tiny")
+
+    cfg = ml_collections.ConfigDict()
+    cfg.seed = 0
+    cfg.variant = variant
+    cfg.phase = phase
+    model = model_lib.model_config("tiny" if small else variant)
+    model.unlock()
+    # Phase 1 trains every layer at θ=10k; context extension raises the global layers to 160k.
+    model.global_rope_theta = 10_000.0 if phase == "pretrain" else 160_000.0
+    if small:
+        model.vocab_size = 4096
+    model.lock()
+    cfg.model = model
+    cfg.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
+    cfg.sharding_rules = model_lib.DEFAULT_SHARDING_RULES
+
+    # Sequence length and batch (global rows). ModernBERT-base: 768 -> 4608 rows at T=1024 over
+    # the first 50B tokens, micro-batches of 96; 576 rows at T=8192 afterwards.
+    if small:
+        cfg.seq_len = 128 if phase == "pretrain" else 256
+        cfg.micro_batch_size = 8
+        cfg.batch_size = 16 if phase == "pretrain" else 8
+        cfg.batch_warmup_start = 8 if phase == "pretrain" else 0
+        cfg.batch_warmup_tokens = 20 * 16 * 128 if phase == "pretrain" else 0
+    else:
+        cfg.seq_len = 1024 if phase == "pretrain" else 8192
+        cfg.micro_batch_size = 96 if phase == "pretrain" else 12
+        cfg.batch_size = 4608 if phase == "pretrain" else 576
+        cfg.batch_warmup_start = 768 if phase == "pretrain" else 0
+        cfg.batch_warmup_tokens = 50_000_000_000 if phase == "pretrain" else 0
+
+    steps = {"demo": 300, "tiny": 200, "base": 400_000, "large": 400_000}[variant]
+    cfg.total_steps = steps if phase == "pretrain" else steps // 4
+
+    cfg.optimizer = ml_collections.ConfigDict()
+    cfg.optimizer.peak_lr = {"pretrain": 8e-4, "extend": 3e-4, "decay": 3e-4}[phase]
+    if small:
+        cfg.optimizer.peak_lr *= 3.0  # tiny models take (and need) larger steps to move in minutes
+    cfg.optimizer.b1 = 0.9
+    cfg.optimizer.b2 = 0.98
+    cfg.optimizer.eps = 1e-6
+    cfg.optimizer.weight_decay = 1e-5
+    # ModernBERT-base warms up over 3B tokens (~3% of phase 1 at full batch); we warm up in steps.
+    cfg.optimizer.warmup_steps = max(cfg.total_steps // 20, 1) if phase == "pretrain" else 0
+    cfg.optimizer.decay_steps = cfg.total_steps if phase == "decay" else 0
+    cfg.optimizer.final_lr_fraction = 0.0
+
+    cfg.data = ml_collections.ConfigDict()
+    cfg.data.source = "tfds"
+    cfg.data.tfds_name = "modernbert_corpus"
+    cfg.data.tfds_data_dir = ""
+    cfg.data.train_split = "train"
+    cfg.data.eval_split = "validation"
+    cfg.data.train_files = ""
+    cfg.data.eval_files = ""
+    cfg.data.text_key = "text"
+    cfg.data.tokenizer = ""  # a sentencepiece .model; empty = train one into workdir/tokenizer.model
+    cfg.data.vocab_size = cfg.model.vocab_size
+    cfg.data.tokenizer_documents = 2000 if small else 0
+    cfg.data.mask_rate = 0.30
+    cfg.data.eval_mask_rate = 0.15
+
+    cfg.eval_batch_size = 16 if small else 256
+    cfg.eval_batches = 4 if small else 50
+    cfg.eval_every = {"demo": 50, "tiny": 50}.get(variant, 5000)
+    cfg.log_every = 10 if small else 100
+    cfg.checkpoint_every = {"demo": 100, "tiny": 50}.get(variant, 5000)
+    cfg.keep_checkpoints = 3
+    # Previous phase's workdir: extend/decay start from its latest weights.
+    cfg.init_from = ""
+    cfg.export_hf = True
+    cfg.progress_bar = True
+    cfg.peak_flops_per_device = 0.0  # 0 = the datasheet value of a known accelerator (MFU)
+    return cfg

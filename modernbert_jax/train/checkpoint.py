@@ -1,0 +1,95 @@
+"""Checkpoints of a pretraining run with Orbax's `CheckpointManager`.
+
+One checkpoint per saved step holds two items:
+
+* ``state`` — the `TrainState` (params, optimiser state, step) as sharded arrays; restoring takes
+  the *target* shardings, so a run can resume on a different mesh or device count;
+* ``progress`` — JSON: the step, tokens seen and the input pipeline's state, so a resumed run
+  sees exactly the batches it would have seen.
+
+Orbax writes each step into a temporary directory and renames it on finalize, so an interrupted
+save never becomes the latest checkpoint (`latest_step` only lists finalized steps). A checkpoint
+that exists but cannot be read raises `CheckpointError` naming the step and directory, and
+nothing is written or deleted: the earlier good checkpoints stay where they are.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that should exist is missing or unreadable."""
+
+
+class Checkpointer:
+    """Save every `every` steps and keep the `keep` most recent, under `directory`."""
+
+    def __init__(self, directory: str, *, every: int, keep: int, async_save: bool = True):
+        if every <= 0 or keep <= 0:
+            raise ValueError(f"Checkpointer: every={every} and keep={keep} must be positive")
+        self.directory = os.path.abspath(directory)
+        self.every = every
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep,
+            save_interval_steps=every,
+            create=True,
+            enable_async_checkpointing=async_save,
+        )
+        self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "progress"))
+
+    def latest_step(self) -> int | None:
+        """The newest *finalized* step (temporary, half-written directories are not steps)."""
+        return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return list(self._manager.all_steps())
+
+    def save(self, step: int, state: Any, progress: dict, *, force: bool = False) -> bool:
+        """Save if `step` is due (or `force`); returns whether a save started."""
+        return self._manager.save(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state), progress=ocp.args.JsonSave(progress)),
+            force=force,
+        )
+
+    def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
+        """Restore `step` onto the shardings in `abstract_state` (a pytree of ShapeDtypeStruct).
+
+        Raises CheckpointError if the step is not there or its files cannot be read.
+        """
+        if step not in self._manager.all_steps():
+            raise CheckpointError(f"no checkpoint for step {step} in {self.directory} (have {self.all_steps()})")
+        try:
+            restored = self._manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract_state), progress=ocp.args.JsonRestore()
+                ),
+            )
+        except Exception as err:  # Orbax/TensorStore raise many types; the caller needs one clear one.
+            raise CheckpointError(
+                f"checkpoint step {step} in {self.directory} is corrupt or incompatible with this model"
+                f" ({type(err).__name__}: {err}). It was left untouched; older steps: "
+                f"{[s for s in self.all_steps() if s < step]}"
+            ) from err
+        progress = restored["progress"]
+        if progress is None or progress.get("step") != step:
+            raise CheckpointError(f"checkpoint step {step} in {self.directory} has no valid progress record")
+        return restored["state"], progress
+
+    def wait(self) -> None:
+        """Block until an asynchronous save has been finalized."""
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.close()
+
+
+def abstract_like(tree: Any) -> Any:
+    """ShapeDtypeStructs carrying each leaf's sharding: the restore target for `tree`'s layout."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)

@@ -1,0 +1,224 @@
+"""The pretraining loop: build, restore, step, log, evaluate, checkpoint, export.
+
+    summary = train(config, workdir)
+
+Resuming is automatic: if `workdir/checkpoints` holds a finalized step, the state and the input
+pipeline's position are restored from it (onto whatever mesh this run has) and training
+continues with exactly the batches an uninterrupted run would have seen. A new phase starts from
+another run's weights with `config.init_from` (its workdir); its optimiser and schedule start fresh.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any
+
+import flax.linen as nn
+import jax
+import ml_collections
+import numpy as np
+
+from modernbert_jax import model as model_lib
+from modernbert_jax import optim
+from modernbert_jax.train import checkpoint as ckpt_lib
+from modernbert_jax.train import inputs, metrics as metrics_lib, state as state_lib, step as step_lib
+
+
+def make_mesh(mesh_cfg: ml_collections.ConfigDict) -> jax.sharding.Mesh:
+    """Mesh with axes (data, fsdp, tensor); one axis may be -1 to take the remaining devices."""
+    names = ("data", "fsdp", "tensor")
+    sizes = [int(mesh_cfg[n]) for n in names]
+    n = jax.device_count()
+    known = math.prod(s for s in sizes if s != -1)
+    if sizes.count(-1) > 1 or n % known:
+        raise ValueError(f"mesh {dict(zip(names, sizes))} does not fit {n} devices")
+    sizes = [n // known if s == -1 else s for s in sizes]
+    if math.prod(sizes) != n:
+        raise ValueError(f"mesh {dict(zip(names, sizes))} uses {math.prod(sizes)} devices, have {n}")
+    # Auto axes: shardings follow the logical rules and XLA's propagation, as in the encoder.
+    return jax.make_mesh(tuple(sizes), names, axis_types=(jax.sharding.AxisType.Auto,) * 3)
+
+
+def _optimizer(cfg: ml_collections.ConfigDict):
+    o = cfg.optimizer
+    schedule = optim.warmup_stable_decay(
+        o.peak_lr, cfg.total_steps, warmup_steps=o.warmup_steps, decay_steps=o.decay_steps,
+        final_lr_fraction=o.final_lr_fraction,
+    )
+    tx = optim.stable_adamw(
+        schedule, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay, max_lr=o.peak_lr, mask=optim.decay_mask,
+    )
+    return schedule, tx
+
+
+def _stack(micro_batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.stack([mb[k] for mb in micro_batches]) for k in micro_batches[0]}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/Inf loss, gradient or update; nothing from that step was saved."""
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Run (or resume) pretraining as configured; returns the last train and eval metrics."""
+    cfg = config
+    os.makedirs(workdir, exist_ok=True)
+    mesh = make_mesh(cfg.mesh)
+    rules = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in cfg.sharding_rules)
+    module = model_lib.MaskedLM(cfg.model)
+    schedule, tx = _optimizer(cfg)
+    seq_len = cfg.seq_len
+    micro_rows = cfg.micro_batch_size
+    rows_at = optim.batch_size_warmup(
+        cfg.batch_warmup_start or cfg.batch_size, cfg.batch_size, cfg.batch_warmup_tokens, micro_rows
+    )
+
+    train_docs = inputs.document_source(cfg.data, "train")
+    eval_docs = inputs.document_source(cfg.data, "eval")
+    tokenizer = inputs.load_or_train_tokenizer(cfg.data, train_docs, workdir)
+    if tokenizer.vocab_size > cfg.model.vocab_size:
+        raise ValueError(f"tokenizer has {tokenizer.vocab_size} pieces > model.vocab_size={cfg.model.vocab_size}")
+    pipeline = inputs.make_pipeline(cfg.data, train_docs, tokenizer, batch_size=micro_rows, seq_len=seq_len,
+                                    seed=cfg.seed, train=True)
+
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+        p_shard = state_lib.param_shardings(module, mesh, rules, seq_len)
+        s_shard = state_lib.state_shardings(p_shard, mesh)
+        batch_axes = nn.logical_to_mesh_axes(("act_batch",), rules)[0]
+        batch_axes = (batch_axes,) if isinstance(batch_axes, str) or batch_axes is None else tuple(batch_axes)
+        train_batch_sharding = inputs.batch_sharding(mesh, batch_axes, leading=1)
+        eval_batch_sharding = inputs.batch_sharding(mesh, batch_axes, leading=0)
+
+        checkpointer = ckpt_lib.Checkpointer(
+            os.path.join(workdir, "checkpoints"), every=cfg.checkpoint_every, keep=cfg.keep_checkpoints
+        )
+        abstract = state_lib.abstract_state(module, tx, s_shard, seq_len)
+        tokens_seen = 0
+        latest = checkpointer.latest_step()
+        if latest is not None:
+            state, progress = checkpointer.restore(latest, abstract)
+            pipeline.set_state(progress["data_state"])
+            tokens_seen = int(progress["tokens_seen"])
+        else:
+            state = state_lib.init_state(module, tx, jax.random.key(cfg.seed), s_shard, seq_len)
+            if cfg.init_from:
+                state = state.replace(params=_weights_from(cfg.init_from, abstract))
+
+        use_dropout = any(cfg.model[f] > 0 for f in ("embedding_dropout", "attention_dropout", "mlp_dropout"))
+        train_step = jax.jit(
+            step_lib.make_train_step(module, tx, schedule, seed=cfg.seed, use_dropout=use_dropout),
+            in_shardings=(s_shard, train_batch_sharding), out_shardings=(s_shard, None), donate_argnums=(0,),
+        )
+        eval_step = jax.jit(step_lib.make_eval_step(module), in_shardings=(p_shard, eval_batch_sharding))
+
+        writer = metrics_lib.MetricsWriter(workdir)
+        peak = metrics_lib.peak_flops_per_device(cfg.peak_flops_per_device)
+        flops_per_token = None
+        start_step = int(state.step)
+        bar = _progress_bar(cfg, start_step)
+        last_train, last_eval = {}, {}
+        window_tokens, window_time, window_steps = 0.0, 0.0, 0
+        try:
+            for step in range(start_step, cfg.total_steps):
+                rows = rows_at(tokens_seen)
+                micro = [pipeline.next_batch(micro_rows) for _ in range(rows // micro_rows)]
+                batch = inputs.to_global(_stack(micro), train_batch_sharding, micro_rows, row_axis=1)
+                t0 = time.perf_counter()
+                state, m = train_step(state, batch)
+                m = jax.device_get(m)
+                elapsed = time.perf_counter() - t0
+                if not bool(m["finite"]):
+                    checkpointer.wait()
+                    raise NonFiniteLossError(
+                        f"non-finite loss/gradient at step {step + 1} (loss={float(m['loss'])}, grad_norm="
+                        f"{float(m['grad_norm'])}); stopping. Last good checkpoint: step "
+                        f"{checkpointer.latest_step()} in {checkpointer.directory}"
+                    )
+                tokens_seen += rows * seq_len
+                if step > start_step:  # the first step of a run includes compilation
+                    window_tokens += float(m["tokens"])
+                    window_time += elapsed
+                    window_steps += 1
+                done = step + 1
+                if flops_per_token is None:
+                    flops_per_token = metrics_lib.train_flops_per_token(
+                        state.params, cfg.model, seq_len, float(m["targets"]) / (rows * seq_len)
+                    )
+                if done % cfg.log_every == 0 or done == cfg.total_steps:
+                    last_train = {k: float(m[k]) for k in ("loss", "accuracy", "grad_norm", "learning_rate")}
+                    last_train["batch_rows"] = rows
+                    last_train["tokens_seen"] = tokens_seen
+                    last_train["packing_efficiency"] = pipeline.packing_efficiency
+                    if window_steps:
+                        tps = window_tokens / window_time
+                        last_train["tokens_per_sec"] = tps
+                        if peak:
+                            last_train["mfu"] = tps * flops_per_token / (peak * jax.device_count())
+                    window_tokens, window_time, window_steps = 0.0, 0.0, 0
+                    writer.write(done, "train", last_train)
+                if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.total_steps):
+                    last_eval = _evaluate(cfg, eval_step, state.params, eval_docs, tokenizer, eval_batch_sharding)
+                    writer.write(done, "eval", last_eval)
+                checkpointer.save(
+                    done, state, {"step": done, "tokens_seen": tokens_seen, "data_state": pipeline.get_state()},
+                    force=done == cfg.total_steps,
+                )
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{float(m['loss']):.3f}", acc=f"{float(m['accuracy']):.3f}",
+                                    eval_acc=f"{last_eval.get('accuracy', float('nan')):.3f}")
+            checkpointer.wait()
+        finally:
+            if bar is not None:
+                bar.close()
+            writer.close()
+            checkpointer.close()
+
+    if cfg.export_hf and jax.process_index() == 0:
+        from modernbert_jax import hf  # only needed at the very end
+
+        hf.save_pretrained(os.path.join(workdir, "hf"), module, jax.device_get(state.params))
+    return {"train": last_train, "eval": last_eval, "step": int(state.step), "tokens_seen": tokens_seen}
+
+
+def _weights_from(init_from: str, abstract: state_lib.TrainState) -> Any:
+    """Params of the latest checkpoint of a previous phase's workdir, resharded onto this mesh."""
+    directory = os.path.join(init_from, "checkpoints")
+    if not os.path.isdir(directory):
+        raise ckpt_lib.CheckpointError(f"init_from={init_from!r}: no checkpoints directory {directory}")
+    source = ckpt_lib.Checkpointer(directory, every=1, keep=1 << 30, async_save=False)
+    try:
+        step = source.latest_step()
+        if step is None:
+            raise ckpt_lib.CheckpointError(f"init_from={init_from!r}: {directory} holds no finalized checkpoint")
+        state, _ = source.restore(step, abstract)
+    finally:
+        source.close()
+    return state.params
+
+
+def _evaluate(cfg, eval_step, params, eval_docs, tokenizer, sharding) -> dict[str, float]:
+    """MLM loss and accuracy at the eval masking rate over a fixed set of validation batches."""
+    pipeline = inputs.make_pipeline(cfg.data, eval_docs, tokenizer, batch_size=cfg.eval_batch_size,
+                                    seq_len=cfg.seq_len, seed=cfg.seed + 1, train=False)
+    totals = {"loss_sum": 0.0, "correct": 0.0, "targets": 0.0}
+    for _ in range(cfg.eval_batches):
+        try:
+            local = pipeline.next_batch()
+        except StopIteration:
+            break
+        sums = jax.device_get(eval_step(params, inputs.to_global(local, sharding, cfg.eval_batch_size, row_axis=0)))
+        for k in totals:
+            totals[k] += float(sums[k])
+    targets = max(totals["targets"], 1.0)
+    return {"loss": totals["loss_sum"] / targets, "accuracy": totals["correct"] / targets}
+
+
+def _progress_bar(cfg, start_step: int):
+    if not cfg.progress_bar or jax.process_index() != 0:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=cfg.total_steps, initial=start_step, desc=f"pretrain[{cfg.phase}]", unit="step")
