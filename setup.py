@@ -22,6 +22,8 @@ setup(
         "safetensors==0.8.0",
         "tensorflow-datasets==4.9.10",
         "array-record==0.8.6",
+        # tensorflow-datasets needs it (through etils.epath) for builders defined in a package.
+        "importlib_resources==7.1.0",
         "scikit-learn==1.9.1",
         "matplotlib==3.11.2",
         "tqdm==4.70.1",
