@@ -10,7 +10,9 @@ literal "[MASK]" in a source file is ordinary text) and decode to nothing. Newli
 user-defined pieces because the trainer reads one line at a time and would otherwise never see
 them. With the identity normalizer, no dummy prefix, no whitespace collapsing, whitespace-only
 pieces (indentation) and byte fallback for unseen characters, ``decode(encode(s)) == s`` for
-any string — in particular every ``.py`` file of the corpus.
+any string — in particular every ``.py`` file of the corpus. The one character sentencepiece
+cannot carry as itself is its own space marker U+2581 ("▁", which tokenizer code does contain):
+``encode`` writes it as its three UTF-8 byte pieces, which decode back to "▁", not to a space.
 
 Training is deterministic: sentences are fed in the given order, none are sampled.
 """
@@ -26,6 +28,7 @@ import sentencepiece as spm
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 VOCAB_MULTIPLE = 64
+SPACE_MARKER = "\u2581"
 
 
 class SentencePieceTokenizer:
@@ -44,6 +47,7 @@ class SentencePieceTokenizer:
         self.pad_id, self.unk_id = ids[PAD], ids[UNK]
         self.cls_id, self.sep_id, self.mask_id = ids[CLS], ids[SEP], ids[MASK]
         self.special_ids: tuple[int, ...] = (self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id)
+        self._marker_bytes = [self._sp.piece_to_id(f"<0x{b:02X}>") for b in SPACE_MARKER.encode("utf-8")]
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SentencePieceTokenizer":
@@ -66,10 +70,14 @@ class SentencePieceTokenizer:
         return self._proto
 
     def encode(self, text: str) -> list[int]:
-        return self._sp.encode(text)
-
-    def encode_batch(self, texts: list[str]) -> list[list[int]]:
-        return self._sp.encode(texts)
+        if SPACE_MARKER not in text:
+            return self._sp.encode(text)
+        ids: list[int] = []
+        for i, part in enumerate(text.split(SPACE_MARKER)):
+            if i:
+                ids.extend(self._marker_bytes)
+            ids.extend(self._sp.encode(part))
+        return ids
 
     def decode(self, ids: Iterable[int]) -> str:
         return self._sp.decode([int(i) for i in ids])

@@ -7,7 +7,8 @@ the pipeline shuffle by permutation and resume from a small JSON state. Adapters
 * ``TfdsSource(name, split, text_key="text", data_dir=None)`` — any TFDS dataset prepared with
   ``file_format="array_record"``, read through ``tfds.data_source`` (no TensorFlow);
 * ``TextFileSource(paths, text_key="text")`` — the user's own files: each ``.txt`` file is one
-  document, each line of a ``.jsonl`` file is one document (its ``text_key`` field).
+  document, each line of a ``.jsonl`` file is one document (its ``text_key`` field);
+* ``SubsetSource(source, indices)`` — a view on some documents of another source.
 """
 
 from __future__ import annotations
@@ -100,3 +101,16 @@ class TextFileSource:
         if self._text_key not in record:
             raise KeyError(f"{path} at byte {offset}: record has no field {self._text_key!r}")
         return record[self._text_key]
+
+
+class SubsetSource:
+    """The documents of ``source`` at ``indices`` (e.g. one split of the user's files)."""
+
+    def __init__(self, source: DocumentSource, indices: Sequence[int]):
+        self._source, self._indices = source, list(indices)
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def __getitem__(self, index: int) -> str:
+        return self._source[self._indices[index]]

@@ -1,0 +1,147 @@
+"""One call from "nothing on disk" to pretraining-ready data: corpus splits + trained tokenizer.
+
+    from modernbert_jax.data.build import prepare_pretraining_data
+    data = prepare_pretraining_data("modernbert_corpus/demo", vocab_size=8192)
+    data.train, data.validation      # DocumentSource (random access, str)
+    data.tokenizer                   # SentencePieceTokenizer (pad 0, unk 1, [CLS] 2, [SEP] 3, [MASK] 4)
+
+``dataset`` may be ``modernbert_corpus/<config>`` (the embedded corpus: ``demo``, ``full``, or
+``n<N>`` for a custom cap of N candidate documents), any other TFDS name (prepared as
+array_record and read through data sources), or ``files=[...]`` of the user's ``.txt``/``.jsonl``
+files (split train/validation by content hash). Everything is cached: the TFDS build under
+``data_dir`` and the tokenizer next to it, so later calls take seconds.
+
+Command line (prints the timings)::
+
+    python -m modernbert_jax.data.build --dataset=modernbert_corpus/demo --vocab_size=8192
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import re
+import time
+from pathlib import Path
+from typing import Sequence
+
+from modernbert_jax.data import corpus, debian
+from modernbert_jax.data.sentencepiece_tokenizer import SentencePieceTokenizer, train_sentencepiece
+from modernbert_jax.data.sources import DocumentSource, SubsetSource, TextFileSource, TfdsSource
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class PretrainData:
+    train: DocumentSource
+    validation: DocumentSource
+    tokenizer: SentencePieceTokenizer
+    tokenizer_path: Path
+
+
+def default_data_dir() -> Path:
+    """``$MODERNBERT_JAX_CACHE/tensorflow_datasets`` (default ``~/.cache/modernbert_jax/...``)."""
+    return debian.cache_dir().parent / "tensorflow_datasets"
+
+
+def build_tfds(dataset: str, data_dir: str | os.PathLike | None = None):
+    """Prepare ``dataset`` as array_record under ``data_dir`` (once) and return the builder."""
+    import tensorflow_datasets as tfds
+
+    data_dir = str(data_dir or default_data_dir())
+    name, _, config = dataset.partition("/")
+    if name == "modernbert_corpus":
+        from modernbert_jax.data import tfds_builder
+
+        custom = re.fullmatch(r"n(\d+)", config)
+        if custom:
+            cfg = tfds_builder.CorpusConfig(name=config, max_documents=int(custom.group(1)), validation_fraction=0.05)
+            builder = tfds_builder.ModernbertCorpus(config=cfg, data_dir=data_dir, file_format="array_record")
+        else:
+            builder = tfds_builder.ModernbertCorpus(config=config or None, data_dir=data_dir, file_format="array_record")
+    else:
+        builder = tfds.builder(dataset, data_dir=data_dir, file_format="array_record")
+    builder.download_and_prepare()
+    return builder
+
+
+def tokenizer_training_texts(source: DocumentSource, max_bytes: int) -> list[str]:
+    """The first documents of ``source`` up to ``max_bytes`` of UTF-8 (TFDS stores examples in
+    key-hash order, so the first documents are a deterministic mix of prose and code)."""
+    texts, total = [], 0
+    for i in range(len(source)):
+        if total >= max_bytes:
+            break
+        text = source[i]
+        texts.append(text)
+        total += len(text.encode("utf-8"))
+    return texts
+
+
+def prepare_pretraining_data(
+    dataset: str = "modernbert_corpus/demo",
+    *,
+    vocab_size: int = 8192,
+    data_dir: str | os.PathLike | None = None,
+    files: Sequence[str | os.PathLike] | None = None,
+    text_key: str = "text",
+    train_split: str = "train",
+    validation_split: str = "validation",
+    validation_fraction: float = 0.01,
+    tokenizer_path: str | os.PathLike | None = None,
+    tokenizer_train_bytes: int = 32 << 20,
+) -> PretrainData:
+    """Build (or reuse) the corpus and its tokenizer; see the module docstring.
+
+    ``tokenizer_path``: an existing ``.model`` is loaded; otherwise one is trained on the first
+    ``tokenizer_train_bytes`` of the train split and written there (default: under ``data_dir``).
+    """
+    data_dir = Path(data_dir or default_data_dir())
+    if files:
+        everything = TextFileSource(files, text_key=text_key)
+        splits = [corpus.split_of(everything[i], validation_fraction) for i in range(len(everything))]
+        train = SubsetSource(everything, [i for i, s in enumerate(splits) if s == "train"])
+        validation = SubsetSource(everything, [i for i, s in enumerate(splits) if s == "validation"])
+        label = "files-" + corpus.content_hash("\n".join(str(Path(f).resolve()) for f in files))[:12]
+    else:
+        builder = build_tfds(dataset, data_dir)
+        name = f"{builder.name}/{builder.builder_config.name}" if builder.builder_config else builder.name
+        train = TfdsSource(name, train_split, text_key=text_key, data_dir=str(data_dir))
+        validation = TfdsSource(name, validation_split, text_key=text_key, data_dir=str(data_dir))
+        label = name.replace("/", "-")
+    if len(train) == 0 or len(validation) == 0:
+        raise ValueError(f"{dataset if not files else 'files'}: empty split (train={len(train)}, validation={len(validation)})")
+    path = Path(tokenizer_path) if tokenizer_path else data_dir / "tokenizers" / f"{label}-bpe{vocab_size}.model"
+    if path.is_file():
+        tokenizer = SentencePieceTokenizer.load(path)
+        if tokenizer.vocab_size != vocab_size:
+            raise ValueError(f"tokenizer {path} has vocab_size={tokenizer.vocab_size}, asked for {vocab_size}")
+    else:
+        start = time.time()
+        tokenizer = train_sentencepiece(tokenizer_training_texts(train, tokenizer_train_bytes), vocab_size, output_path=path)
+        log.info("trained %d-piece tokenizer in %.1fs -> %s", vocab_size, time.time() - start, path)
+    return PretrainData(train=train, validation=validation, tokenizer=tokenizer, tokenizer_path=path)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="modernbert_corpus/demo")
+    parser.add_argument("--vocab_size", type=int, default=8192)
+    parser.add_argument("--data_dir", default=None)
+    parser.add_argument("--files", nargs="*", default=None, help="your own .txt/.jsonl files instead of a TFDS dataset")
+    parser.add_argument("--tokenizer_path", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    start = time.time()
+    data = prepare_pretraining_data(args.dataset, vocab_size=args.vocab_size, data_dir=args.data_dir,
+                                     files=args.files, tokenizer_path=args.tokenizer_path)
+    print(f"train documents: {len(data.train)}  validation documents: {len(data.validation)}")
+    print(f"tokenizer: {data.tokenizer_path} ({data.tokenizer.vocab_size} pieces)")
+    print(f"ready in {time.time() - start:.1f}s")
+
+
+if __name__ == "__main__":
+    main()
