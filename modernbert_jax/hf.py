@@ -140,6 +140,9 @@ def config_to_hf(cfg: ml_collections.ConfigDict, head: Optional[str]) -> dict:
         "embedding_dropout": cfg.embedding_dropout, "attention_dropout": cfg.attention_dropout,
         "mlp_dropout": cfg.mlp_dropout, "pad_token_id": cfg.pad_token_id,
         "classifier_pooling": cfg.classifier_pooling, "tie_word_embeddings": True,
+        # The released tokenizer's [CLS]/[SEP] ids; a smaller vocabulary has its own (unknown here).
+        **{f"{name}_token_id": (tid if tid < cfg.vocab_size else None)
+           for name, tid in (("bos", 50281), ("cls", 50281), ("eos", 50282), ("sep", 50282))},
     }
 
 

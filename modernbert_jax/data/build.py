@@ -22,14 +22,14 @@ import argparse
 import dataclasses
 import logging
 import os
-import re
 import time
 from pathlib import Path
 from typing import Sequence
 
-from modernbert_jax.data import corpus, debian
+from modernbert_jax.data import corpus
 from modernbert_jax.data.sentencepiece_tokenizer import SentencePieceTokenizer, train_sentencepiece
 from modernbert_jax.data.sources import DocumentSource, SubsetSource, TextFileSource, TfdsSource
+from modernbert_jax.data.tfds_builder import default_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,32 +40,6 @@ class PretrainData:
     validation: DocumentSource
     tokenizer: SentencePieceTokenizer
     tokenizer_path: Path
-
-
-def default_data_dir() -> Path:
-    """``$MODERNBERT_JAX_CACHE/tensorflow_datasets`` (default ``~/.cache/modernbert_jax/...``)."""
-    return debian.cache_dir().parent / "tensorflow_datasets"
-
-
-def build_tfds(dataset: str, data_dir: str | os.PathLike | None = None):
-    """Prepare ``dataset`` as array_record under ``data_dir`` (once) and return the builder."""
-    import tensorflow_datasets as tfds
-
-    data_dir = str(data_dir or default_data_dir())
-    name, _, config = dataset.partition("/")
-    if name == "modernbert_corpus":
-        from modernbert_jax.data import tfds_builder
-
-        custom = re.fullmatch(r"n(\d+)", config)
-        if custom:
-            cfg = tfds_builder.CorpusConfig(name=config, max_documents=int(custom.group(1)), validation_fraction=0.05)
-            builder = tfds_builder.ModernbertCorpus(config=cfg, data_dir=data_dir, file_format="array_record")
-        else:
-            builder = tfds_builder.ModernbertCorpus(config=config or None, data_dir=data_dir, file_format="array_record")
-    else:
-        builder = tfds.builder(dataset, data_dir=data_dir, file_format="array_record")
-    builder.download_and_prepare()
-    return builder
 
 
 def tokenizer_training_texts(source: DocumentSource, max_bytes: int) -> list[str]:
@@ -107,11 +81,9 @@ def prepare_pretraining_data(
         validation = SubsetSource(everything, [i for i, s in enumerate(splits) if s == "validation"])
         label = "files-" + corpus.content_hash("\n".join(str(Path(f).resolve()) for f in files))[:12]
     else:
-        builder = build_tfds(dataset, data_dir)
-        name = f"{builder.name}/{builder.builder_config.name}" if builder.builder_config else builder.name
-        train = TfdsSource(name, train_split, text_key=text_key, data_dir=str(data_dir))
-        validation = TfdsSource(name, validation_split, text_key=text_key, data_dir=str(data_dir))
-        label = name.replace("/", "-")
+        train = TfdsSource(dataset, train_split, text_key=text_key, data_dir=str(data_dir))
+        validation = TfdsSource(dataset, validation_split, text_key=text_key, data_dir=str(data_dir))
+        label = dataset.replace("/", "-")
     if len(train) == 0 or len(validation) == 0:
         raise ValueError(f"{dataset if not files else 'files'}: empty split (train={len(train)}, validation={len(validation)})")
     path = Path(tokenizer_path) if tokenizer_path else data_dir / "tokenizers" / f"{label}-bpe{vocab_size}.model"

@@ -4,8 +4,9 @@ A source is anything with ``len(source)`` and ``source[i] -> str``; random acces
 the pipeline shuffle by permutation and resume from a small JSON state. Adapters:
 
 * ``InMemorySource(texts)`` — a list of strings (tests, tiny runs);
-* ``TfdsSource(name, split, text_key="text", data_dir=None)`` — any TFDS dataset prepared with
-  ``file_format="array_record"``, read through ``tfds.data_source`` (no TensorFlow);
+* ``TfdsSource(name, split, text_key="text", data_dir=None)`` — any TFDS dataset, prepared as
+  array_record (the embedded corpus is ``modernbert_corpus/demo``, ``/full`` or ``/n<N>``) and
+  read through its data source (no TensorFlow);
 * ``TextFileSource(paths, text_key="text")`` — the user's own files: each ``.txt`` file is one
   document, each line of a ``.jsonl`` file is one document (its ``text_key`` field);
 * ``SubsetSource(source, indices)`` — a view on some documents of another source.
@@ -44,12 +45,16 @@ class InMemorySource:
 
 
 class TfdsSource:
-    """A TFDS split read through ``tfds.data_source`` (array_record files, random access, no TF)."""
+    """A TFDS split read through array_record data sources (random access, no TensorFlow).
+
+    The dataset is prepared first if needed (``prepare_tfds``); ``data_dir`` defaults to
+    ``$MODERNBERT_JAX_CACHE/tensorflow_datasets``.
+    """
 
     def __init__(self, name: str, split: str, *, text_key: str = "text", data_dir: str | None = None):
-        import tensorflow_datasets as tfds  # imported here: only data code may depend on TFDS
+        from modernbert_jax.data.tfds_builder import prepare_tfds  # only data code may depend on TFDS
 
-        self._source = tfds.data_source(name, split=split, data_dir=data_dir)
+        self._source = prepare_tfds(name, data_dir).as_data_source(split=split)
         self._text_key = text_key
         self.name, self.split = name, split
 

@@ -1,13 +1,13 @@
 """TFDS builder for the embedded default corpus, written as array_record (no TensorFlow needed).
 
-    import modernbert_jax.data.tfds_builder  # registers "modernbert_corpus"
-    builder = tfds.builder("modernbert_corpus/demo", data_dir=DIR, file_format="array_record")
-    builder.download_and_prepare()
-    train = tfds.data_source("modernbert_corpus/demo", split="train", data_dir=DIR)
+    from modernbert_jax.data.tfds_builder import prepare_tfds
+    builder = prepare_tfds("modernbert_corpus/demo")       # builds once under default_data_dir()
+    train = builder.as_data_source(split="train")          # random access, no TensorFlow
 
 Each example: ``{"text": str, "source": "prose" | "code", "id": str}``. Configs differ only in
 size: ``full`` (everything), ``demo`` (3,000 candidate documents), and any
-``CorpusConfig(name=..., max_documents=N)`` passed as ``config=``. Train/validation are split by
+``CorpusConfig(name=..., max_documents=N)`` passed as ``config=`` (``prepare_tfds`` maps the
+name ``modernbert_corpus/n<N>`` to one). Train/validation are split by
 content hash, after exact deduplication (see ``modernbert_jax.data.corpus``).
 
 The code half depends on the interpreter that builds it (its standard library and installed
@@ -20,10 +20,13 @@ through ``array_record`` directly and ``tfds.data_source`` gives random access.
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
+from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from modernbert_jax.data import corpus
+from modernbert_jax.data import corpus, debian
 
 NAME = "modernbert_corpus"
 
@@ -69,3 +72,24 @@ class ModernbertCorpus(tfds.core.GeneratorBasedBuilder):
         for doc in corpus.read_documents(candidates):
             if corpus.split_of(doc.text, fraction) == split:
                 yield doc.id, {"text": doc.text, "source": doc.source, "id": doc.id}
+
+
+def default_data_dir() -> Path:
+    """``$MODERNBERT_JAX_CACHE/tensorflow_datasets`` (default ``~/.cache/modernbert_jax/tensorflow_datasets``)."""
+    return debian.cache_dir().parent / "tensorflow_datasets"
+
+
+def prepare_tfds(dataset: str, data_dir: str | os.PathLike | None = None) -> tfds.core.DatasetBuilder:
+    """Prepare ``dataset`` (``modernbert_corpus/<demo|full|n<N>>`` or any TFDS name) as array_record
+    under ``data_dir`` (once) and return its builder; reading it needs no TensorFlow."""
+    data_dir = str(data_dir or default_data_dir())
+    name, _, config = dataset.partition("/")
+    if name == NAME:
+        custom = re.fullmatch(r"n(\d+)", config)
+        if custom:
+            config = CorpusConfig(name=config, max_documents=int(custom.group(1)), validation_fraction=0.05)
+        builder = ModernbertCorpus(config=config or None, data_dir=data_dir, file_format="array_record")
+    else:
+        builder = tfds.builder(dataset, data_dir=data_dir, file_format="array_record")
+    builder.download_and_prepare()
+    return builder

@@ -1,0 +1,129 @@
+"""Forward throughput (tokens/s) of our encoder vs Hugging Face `transformers`, side by side.
+
+Same machine, same config, same weights (ours are written out and loaded by transformers),
+same sequences. Two settings from the ModernBERT paper: ``fixed`` (every sequence T tokens)
+and ``variable`` (lengths ~ Normal(T/2, variance T/8), the paper's 256 ± 8 at T=512). On the
+variable setting `transformers` pads each batch to its longest sequence; we pack sequences
+into rows of T (ModernBERT's unpadding) — each side in its own best form. Tokens/s counts
+real (non-padding) tokens only.
+
+    python experiments/bench_throughput.py --variant=base --seq_len=512 --num_sequences=16
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from absl import app, flags
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from modernbert_jax import config as config_lib  # noqa: E402
+from modernbert_jax import hf, model  # noqa: E402
+from modernbert_jax.data import packing  # noqa: E402
+
+VARIANT = flags.DEFINE_string("variant", "base", "model size: tiny | base | large")
+SEQ_LEN = flags.DEFINE_integer("seq_len", 512, "maximum sequence length T")
+NUM_SEQ = flags.DEFINE_integer("num_sequences", 16, "sequences per timed call")
+REPEATS = flags.DEFINE_integer("repeats", 5, "timed repetitions (median reported)")
+DTYPE = flags.DEFINE_string("dtype", None, "compute dtype; default float32 on CPU, bfloat16 on GPU")
+IMPL = flags.DEFINE_string("impl", "auto", "our attention backend: xla | blocked | pallas | auto")
+OUT = flags.DEFINE_string("out", None, "JSON output path (default experiments/results/bench_throughput_<backend>.json)")
+SEED = flags.DEFINE_integer("seed", 0, "seed for weights and sequences")
+
+
+def sequences(mode: str, n: int, seq_len: int, vocab: int, rng: np.random.Generator) -> list[np.ndarray]:
+    if mode == "fixed":
+        lengths = np.full(n, seq_len)
+    else:
+        lengths = np.clip(np.rint(rng.normal(seq_len / 2, np.sqrt(seq_len / 8), n)), 8, seq_len).astype(int)
+    return [rng.integers(5, vocab, size=int(L)) for L in lengths]
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()  # warm-up (compilation, caches)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_ours(module, params, seqs: list[np.ndarray], seq_len: int, repeats: int) -> float:
+    rows = packing.best_fit_decreasing([len(s) for s in seqs], seq_len)
+    batch = packing.rows_to_arrays([[seqs[i] for i in row] for row in rows], seq_len, pad_id=0)
+    args = [jnp.asarray(batch[k]) for k in ("input_ids", "segment_ids", "positions")]
+    fwd = jax.jit(lambda p, i, s, q: module.apply({"params": p}, i, s, q))
+    return median_time(lambda: fwd(params, *args).block_until_ready(), repeats)
+
+
+def bench_transformers(ref, seqs: list[np.ndarray], device: str, dtype, repeats: int) -> float:
+    import torch
+
+    longest = max(len(s) for s in seqs)
+    ids = np.zeros((len(seqs), longest), np.int64)
+    mask = np.zeros_like(ids)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)], mask[i, : len(s)] = s, 1
+    ids_t, mask_t = torch.tensor(ids, device=device), torch.tensor(mask, device=device)
+
+    def run():
+        with torch.inference_mode(), torch.autocast(device, dtype=dtype, enabled=dtype != torch.float32):
+            ref(input_ids=ids_t, attention_mask=mask_t)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return median_time(run, repeats)
+
+
+def main(_):
+    import torch
+    import transformers
+
+    backend = jax.default_backend()
+    dtype = DTYPE.value or ("bfloat16" if backend == "gpu" else "float32")
+    cfg = config_lib.model_config(VARIANT.value).copy_and_resolve_references()
+    cfg.dtype, cfg.attention_impl, cfg.pad_token_id = dtype, IMPL.value, 0
+    module = model.Encoder(cfg)
+    params = model.init_params(module, jax.random.key(SEED.value))
+    device = "cuda" if backend == "gpu" else "cpu"
+    torch.set_num_threads(os.cpu_count())
+    with tempfile.TemporaryDirectory() as tmp:
+        hf.save_pretrained(Path(tmp) / "m", module, params)
+        ref = transformers.ModernBertModel.from_pretrained(Path(tmp) / "m", attn_implementation="sdpa").eval().to(device)
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+
+    rng = np.random.default_rng(SEED.value)
+    results = {"device": str(jax.devices()[0].device_kind), "backend": backend, "variant": VARIANT.value,
+               "seq_len": SEQ_LEN.value, "num_sequences": NUM_SEQ.value, "dtype": dtype, "impl": IMPL.value,
+               "jax": jax.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
+               "settings": {}}
+    for mode in ("fixed", "variable"):
+        seqs = sequences(mode, NUM_SEQ.value, SEQ_LEN.value, cfg.vocab_size, rng)
+        tokens = sum(len(s) for s in seqs)
+        t_ours = bench_ours(module, params, seqs, SEQ_LEN.value, REPEATS.value)
+        t_ref = bench_transformers(ref, seqs, device, torch_dtype, REPEATS.value)
+        row = {"tokens": tokens, "ours_tokens_per_s": tokens / t_ours, "transformers_tokens_per_s": tokens / t_ref,
+               "ratio_ours_over_transformers": t_ref / t_ours}
+        results["settings"][mode] = row
+        print(f"{mode:9s} ours {row['ours_tokens_per_s']:10.0f} tok/s | transformers "
+              f"{row['transformers_tokens_per_s']:10.0f} tok/s | ratio {row['ratio_ours_over_transformers']:.2f}x")
+    out = Path(OUT.value or Path(__file__).parent / "results" / f"bench_throughput_{backend}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    app.run(main)
