@@ -47,8 +47,11 @@ class GLiNER:
     """A GLiNER span model on a BERT or ModernBERT encoder, ready for inference."""
 
     def __init__(self, config: GLiNERConfig, encoder_config: ml_collections.ConfigDict, params: dict,
-                 tokenizer, *, max_tokens: int | None = None):
+                 tokenizer, *, max_tokens: int | None = None, tokenizer_config: dict | None = None):
         config.validate()
+        # Hugging Face's tokenizer_config.json travels with the checkpoint so that the
+        # reference library (AutoTokenizer) can read our directories too.
+        self.tokenizer_config = tokenizer_config
         self.config = config
         self.encoder_config = encoder_config
         self.params = params
@@ -77,11 +80,12 @@ class GLiNER:
         config.vocab_size = new_vocab
         config.model_name = str(backbone)
         module = GLiNERModel(encoder_config, config)
+        tok_config = _read_json(backbone / "tokenizer_config.json")
         batch = processor.collate(processor.encode_batch(tok, [["a"]], [["x"]]))
         params = jax.jit(module.init)(rng_head, batch)["params"]
         params = dict(params)
         params["encoder"] = enc_params
-        return cls(config, encoder_config, params, tok)
+        return cls(config, encoder_config, params, tok, tokenizer_config=tok_config)
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> "GLiNER":
@@ -99,16 +103,15 @@ class GLiNER:
         params = checkpoint.head_from_torch(tensors, config.num_rnn_layers, has_projection)
         params["encoder"] = enc_params
         params = jax.tree.map(jnp.asarray, params)
-        tok_file = path / "tokenizer.json"
-        if not tok_file.exists():
-            tok_file = Path(config.model_name) / "tokenizer.json"
+        tok_dir = path if (path / "tokenizer.json").exists() else Path(config.model_name)
+        tok_file = tok_dir / "tokenizer.json"
         if not tok_file.exists():
             raise FileNotFoundError(f"no tokenizer.json in {path} or in model_name={config.model_name!r}")
         tok = processor.load_tokenizer(str(tok_file), config.ent_token, config.sep_token)
         if config.class_token_index not in (-1, tok.token_to_id(config.ent_token)):
             raise ValueError(f"{path}: class_token_index={config.class_token_index} but the tokenizer puts "
                              f"{config.ent_token} at {tok.token_to_id(config.ent_token)}")
-        return cls(config, encoder.config, params, tok)
+        return cls(config, encoder.config, params, tok, tokenizer_config=_read_json(tok_dir / "tokenizer_config.json"))
 
     def save_pretrained(self, path: str | Path) -> Path:
         """Write the reference layout: gliner_config.json, model.safetensors, tokenizer.json."""
@@ -126,6 +129,8 @@ class GLiNER:
                       post_fusion_schema="", span_encoder_config=None)
         (path / "gliner_config.json").write_text(json.dumps(values, indent=2))
         self.tokenizer.save(str(path / "tokenizer.json"))
+        if self.tokenizer_config is not None:
+            (path / "tokenizer_config.json").write_text(json.dumps(self.tokenizer_config, indent=2))
         return path
 
     # ------------------------------------------------------------------ inference
@@ -240,6 +245,10 @@ class GLiNER:
             if last == n:
                 return windows
             first = max(first + 1, last - overlap)
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def _with_vocab(cfg: ml_collections.ConfigDict, vocab_size: int) -> ml_collections.ConfigDict:

