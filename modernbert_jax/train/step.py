@@ -82,8 +82,8 @@ def make_train_step(
         grads = jax.tree.map(lambda g: g / targets, grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        grad_norm = optax.global_norm(grads)
-        update_norm = optax.global_norm(updates)
+        grad_norm = optax.tree.norm(grads)
+        update_norm = optax.tree.norm(updates)
         metrics = {
             "loss": sums["loss_sum"] / targets,
             "accuracy": sums["correct"] / targets,

@@ -1,0 +1,244 @@
+"""Pretraining loop on a tiny model and real text (the Python standard library's sources).
+
+One uninterrupted 1-device run is the reference; the other runs must reproduce it: a run killed
+with SIGKILL and resumed (bit-identical), the same run resumed onto an 8-device mesh and run by
+two processes over loopback (within float tolerance). Checkpoint failure modes and the NaN guard
+are checked on copies of the reference's workdir.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from configs import pretrain as pretrain_config
+from modernbert_jax.train import checkpoint as ckpt_lib
+from modernbert_jax.train import loop
+from modernbert_jax.train.metrics import read_jsonl
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STDLIB = os.path.dirname(os.path.dirname(json.__file__))  # the running Python's standard library
+TOTAL_STEPS = 6
+DETERMINISTIC = ("loss", "accuracy", "grad_norm", "learning_rate", "batch_rows", "tokens_seen")
+
+
+def overrides(workdir_tokenizer: str) -> dict:
+    """The tiny run every test shares: 2 layers, hidden 64, vocab 512, T=64, batch 8 -> 16 rows."""
+    return {
+        "model.num_layers": 2, "model.hidden_size": 64, "model.num_heads": 2, "model.intermediate_size": 128,
+        "model.vocab_size": 512, "model.local_attention": 16,
+        "data.source": "files", "data.vocab_size": 512, "data.tokenizer": workdir_tokenizer,
+        "data.train_files": f"{STDLIB}/json/*.py,{STDLIB}/email/*.py",
+        "data.eval_files": f"{STDLIB}/http/*.py",
+        "seq_len": 64, "micro_batch_size": 8, "batch_size": 16,
+        # 8 rows for three steps, then two micro-batches of 8: exercises gradient accumulation.
+        "batch_warmup_start": 8, "batch_warmup_tokens": 3 * 8 * 64,
+        "total_steps": TOTAL_STEPS, "optimizer.warmup_steps": 2, "optimizer.peak_lr": 3e-3,
+        "log_every": 1, "eval_every": TOTAL_STEPS, "eval_batch_size": 8, "eval_batches": 2,
+        "checkpoint_every": 2, "keep_checkpoints": 3, "export_hf": False, "progress_bar": False,
+    }
+
+
+def make_config(tokenizer: str, **extra):
+    cfg = pretrain_config.get_config("variant=tiny")
+    for key, value in {**overrides(tokenizer), **extra}.items():
+        *parents, leaf = key.split(".")
+        node = cfg
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return cfg
+
+
+def flags(tokenizer: str, **extra) -> list[str]:
+    return [f"--config.{k}={v}" for k, v in {**overrides(tokenizer), **extra}.items()]
+
+
+def train_records(workdir: str) -> dict[int, dict]:
+    """Last train record per step (a resumed run rewrites the steps after its checkpoint)."""
+    out = {}
+    for r in read_jsonl(os.path.join(workdir, "metrics.jsonl")):
+        if r["split"] == "train":
+            out[r["step"]] = {k: r[k] for k in DETERMINISTIC}
+    return out
+
+
+def _env(devices: int = 1) -> dict:
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    return env
+
+
+def _pretrain_cmd(tokenizer: str, workdir: str, *extra_flags: str, **extra) -> list[str]:
+    return [sys.executable, os.path.join(REPO, "experiments", "pretrain.py"),
+            "--config=" + os.path.join(REPO, "configs", "pretrain.py") + ":variant=tiny",
+            f"--workdir={workdir}", *flags(tokenizer, **extra), *extra_flags]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory) -> str:
+    from modernbert_jax.data.sentencepiece_tokenizer import train_sentencepiece
+    from modernbert_jax.train import inputs
+
+    cfg = make_config("")
+    docs = inputs.document_source(cfg.data, "train")
+    path = str(tmp_path_factory.mktemp("tok") / "tokenizer.model")
+    train_sentencepiece((docs[i] for i in range(len(docs))), 512, output_path=path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, tokenizer) -> str:
+    """Workdir of the uninterrupted 1-device run."""
+    workdir = str(tmp_path_factory.mktemp("reference"))
+    summary = loop.train(make_config(tokenizer), workdir)
+    assert summary["step"] == TOTAL_STEPS
+    return workdir
+
+
+def test_reference_run_logs_checkpoints_and_evaluates(reference):
+    records = train_records(reference)
+    assert sorted(records) == list(range(1, TOTAL_STEPS + 1))
+    assert [records[s]["batch_rows"] for s in range(1, 7)] == [8, 8, 8, 16, 16, 16]
+    lines = read_jsonl(os.path.join(reference, "metrics.jsonl"))
+    evals = [r for r in lines if r["split"] == "eval"]
+    assert len(evals) == 1 and 0.0 <= evals[0]["accuracy"] <= 1.0 and np.isfinite(evals[0]["loss"])
+    assert any(r.get("packing_efficiency", 0) > 0.9 for r in lines)
+    assert os.listdir(os.path.join(reference, "tensorboard"))
+    # keep_checkpoints=3 of the saves at 2, 4, 6.
+    assert ckpt_lib.Checkpointer(os.path.join(reference, "checkpoints"), every=2, keep=3).all_steps() == [2, 4, 6]
+
+
+def test_loss_decreases_on_a_small_batch(tokenizer):
+    """Twenty steps on one fixed batch must fit it: the loss falls well below its start."""
+    from flax import linen as nn
+
+    from modernbert_jax import model as model_lib
+    from modernbert_jax.train import inputs, state as state_lib, step as step_lib
+
+    cfg = make_config(tokenizer, total_steps=20)
+    mesh = loop.make_mesh(cfg.mesh)
+    rules = tuple(cfg.sharding_rules)
+    module = model_lib.MaskedLM(cfg.model)
+    schedule, tx = loop._optimizer(cfg)
+    docs = inputs.document_source(cfg.data, "train")
+    tok = inputs.load_or_train_tokenizer(cfg.data, docs, "")
+    batch = inputs.make_pipeline(cfg.data, docs, tok, batch_size=8, seq_len=64, seed=0, train=True).next_batch()
+    batch = {k: v[None] for k, v in batch.items()}
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+        shardings = state_lib.state_shardings(state_lib.param_shardings(module, mesh, rules, 64), mesh)
+        state = state_lib.init_state(module, tx, jax.random.key(0), shardings, 64)
+        step = jax.jit(step_lib.make_train_step(module, tx, schedule, seed=0, use_dropout=False))
+        losses = []
+        for _ in range(20):
+            state, m = step(state, batch)
+            losses.append(float(m["loss"]))
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+def test_kill_and_resume_is_bit_identical(reference, tokenizer, tmp_path):
+    """SIGKILL a run once a checkpoint exists, resume it in-process: same metrics, bit for bit."""
+    workdir = str(tmp_path / "killed")
+    # Many more steps than needed so the kill lands mid-run; we compare the first TOTAL_STEPS.
+    proc = subprocess.Popen(_pretrain_cmd(tokenizer, workdir), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    ckpts = os.path.join(workdir, "checkpoints")
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.isdir(ckpts) and "2" in os.listdir(ckpts):
+            break
+        time.sleep(0.05)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    _, err = proc.communicate()
+    assert proc.returncode in (-signal.SIGKILL, 0), err.decode()[-2000:]
+    finalized = ckpt_lib.Checkpointer(ckpts, every=2, keep=3).latest_step()
+    assert finalized is not None
+    if proc.returncode == 0:
+        # The run beat the kill: drop everything after step 2 as a kill right after that save would.
+        for name in os.listdir(ckpts):
+            if name.split(".")[0].isdigit() and int(name.split(".")[0]) > 2:
+                shutil.rmtree(os.path.join(ckpts, name))
+    loop.train(make_config(tokenizer), workdir)
+    assert train_records(workdir) == train_records(reference)
+
+
+def test_resume_onto_8_device_mesh_matches_1_device(reference, tokenizer, tmp_path):
+    """Restore the 1-device step-2 checkpoint on 8 devices (data=4, tensor=2) and finish the run."""
+    workdir = tmp_path / "eight"
+    shutil.copytree(os.path.join(reference, "checkpoints"), workdir / "checkpoints",
+                    ignore=lambda d, names: [n for n in names if n in ("4", "6")])
+    cmd = _pretrain_cmd(tokenizer, str(workdir), "--config.mesh.data=4", "--config.mesh.tensor=2")
+    out = subprocess.run(cmd, env=_env(devices=8), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "devices: 8" in out.stdout
+    got, want = train_records(str(workdir)), train_records(reference)
+    assert sorted(got) == [3, 4, 5, 6]
+    for s in got:
+        np.testing.assert_allclose(got[s]["loss"], want[s]["loss"], rtol=2e-4, err_msg=f"step {s}")
+        np.testing.assert_allclose(got[s]["grad_norm"], want[s]["grad_norm"], rtol=2e-3, err_msg=f"step {s}")
+
+
+def test_two_processes_over_loopback_match_one_process(reference, tokenizer, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    workdir = str(tmp_path / "two")
+    procs = [
+        subprocess.Popen(
+            _pretrain_cmd(tokenizer, workdir, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+                          f"--process_id={i}"),
+            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for i in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    assert "processes: 2" in outs[0][0]
+    got, want = train_records(workdir), train_records(reference)
+    assert sorted(got) == sorted(want)
+    for s in got:
+        np.testing.assert_allclose(got[s]["loss"], want[s]["loss"], rtol=1e-5, err_msg=f"step {s}")
+
+
+def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(reference, tokenizer, tmp_path):
+    workdir = str(tmp_path / "nan")
+    shutil.copytree(reference, workdir)
+    # Continue the finished run with an infinite learning rate: the first new update is non-finite.
+    cfg = make_config(tokenizer, total_steps=10, **{"optimizer.peak_lr": float("inf")})
+    with pytest.raises(loop.NonFiniteLossError, match=r"at step 7\b.*Last good checkpoint: step 6"):
+        loop.train(cfg, workdir)
+    checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), every=2, keep=3)
+    assert checkpointer.latest_step() == 6
+
+
+def test_corrupt_or_missing_checkpoint_is_a_clear_error_and_nothing_is_overwritten(reference, tokenizer, tmp_path):
+    workdir = tmp_path / "corrupt"
+    shutil.copytree(reference, workdir)
+    ckpts = workdir / "checkpoints"
+    # A save interrupted before Orbax's finalize leaves a temporary directory: never the latest.
+    (ckpts / "8.orbax-checkpoint-tmp-1234").mkdir()
+    assert ckpt_lib.Checkpointer(str(ckpts), every=2, keep=3).latest_step() == 6
+    shutil.rmtree(ckpts / "8.orbax-checkpoint-tmp-1234")
+    # Corrupt every array file of the latest step.
+    for root, _, files in os.walk(ckpts / "6" / "state"):
+        for name in files:
+            if "manifest" in name or name.endswith(".zarray") or "d" == os.path.basename(root):
+                with open(os.path.join(root, name), "wb") as f:
+                    f.write(b"garbage")
+    before = sorted(os.listdir(ckpts))
+    with pytest.raises(ckpt_lib.CheckpointError, match=r"checkpoint step 6 .* corrupt"):
+        loop.train(make_config(tokenizer, total_steps=8), str(workdir))
+    assert sorted(os.listdir(ckpts)) == before  # nothing deleted, nothing new written
+
+    with pytest.raises(ckpt_lib.CheckpointError, match="no checkpoints directory"):
+        loop.train(make_config(tokenizer, init_from=str(tmp_path / "nowhere")), str(tmp_path / "fresh"))
