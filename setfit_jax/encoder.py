@@ -1,0 +1,161 @@
+"""A sentence encoder: tokenizer -> ``modernbert_jax`` Encoder -> pooling -> optional normalisation.
+
+This is the JAX counterpart of a sentence-transformers model ``[Transformer, Pooling, Normalize]``.
+``SentenceEncoder.from_pretrained(path)`` reads a sentence-transformers directory
+(``modules.json``, ``sentence_bert_config.json`` for ``max_seq_length``, ``1_Pooling/config.json``,
+an optional ``Normalize`` module) whose transformer is a BERT or ModernBERT checkpoint that
+``modernbert_jax.hf.from_pretrained`` loads, or a plain Hugging Face model directory (mean
+pooling, no normalisation, as sentence-transformers would default to).
+
+Sentences are packed (``setfit_jax.packing``) into fixed-shape rows rather than padded: no compute
+on padding, and one ``jit`` compilation per row length.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tokenizers
+
+from modernbert_jax import hf
+from setfit_jax import losses, packing
+
+POOLING_MODES = ("mean", "cls", "max")
+ROW_MULTIPLE = 16
+MIN_ROW_LEN = 64
+INFERENCE_SLOTS_PER_ROW = 16
+_ST_TRANSFORMER = "sentence_transformers.models.Transformer"
+_ST_POOLING = "sentence_transformers.models.Pooling"
+_ST_NORMALIZE = "sentence_transformers.models.Normalize"
+
+
+def pool_packed(hidden: jax.Array, token_slot: jax.Array, slot_first: jax.Array, mode: str) -> jax.Array:
+    """Per-slot sentence vectors ``[S, D]`` from packed token states ``[R, T, D]``."""
+    num_slots = slot_first.shape[0]
+    flat = hidden.reshape(-1, hidden.shape[-1]).astype(jnp.float32)
+    slot = token_slot.reshape(-1)
+    if mode == "mean":
+        total = jax.ops.segment_sum(flat, slot, num_segments=num_slots + 1)[:num_slots]
+        count = jax.ops.segment_sum(jnp.ones_like(slot, jnp.float32), slot, num_segments=num_slots + 1)[:num_slots]
+        return total / jnp.maximum(count, 1e-9)[:, None]
+    if mode == "cls":
+        return flat[slot_first]
+    if mode == "max":
+        best = jax.ops.segment_max(flat, slot, num_segments=num_slots + 1)[:num_slots]
+        return jnp.where(jnp.isfinite(best), best, 0.0)  # empty (unused) slots
+    raise ValueError(f"pooling mode {mode!r}: expected one of {POOLING_MODES}")
+
+
+def _pooling_mode(cfg: dict) -> str:
+    modes = [m for m, key in (("cls", "pooling_mode_cls_token"), ("mean", "pooling_mode_mean_tokens"),
+                               ("max", "pooling_mode_max_tokens")) if cfg.get(key)]
+    if "pooling_mode" in cfg and isinstance(cfg["pooling_mode"], str):
+        modes = [cfg["pooling_mode"]]
+    unsupported = [k for k in ("pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
+                               "pooling_mode_lasttoken") if cfg.get(k)]
+    if unsupported or len(modes) != 1 or modes[0] not in POOLING_MODES:
+        raise ValueError(f"unsupported pooling config {cfg}: exactly one of cls/mean/max pooling is supported")
+    return modes[0]
+
+
+@dataclasses.dataclass
+class SentenceEncoder:
+    """Tokenizer + Flax encoder + pooling. ``params`` are the Encoder's parameters."""
+
+    module: nn.Module
+    params: Any
+    tokenizer: tokenizers.Tokenizer
+    max_seq_length: int
+    pooling: str = "mean"
+    normalize: bool = False
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLING_MODES:
+            raise ValueError(f"pooling={self.pooling!r}: expected one of {POOLING_MODES}")
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(self.max_seq_length)
+        self._embed = jax.jit(self.embed, static_argnames=("deterministic",))
+
+    @property
+    def dim(self) -> int:
+        return int(self.module.config.hidden_size)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, max_seq_length: int | None = None) -> "SentenceEncoder":
+        """Load a sentence-transformers directory or a Hugging Face BERT/ModernBERT directory."""
+        path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(f"model directory {path} does not exist")
+        modules_file = path / "modules.json"
+        pooling, normalize, transformer_dir = "mean", False, path
+        if modules_file.exists():
+            modules = json.loads(modules_file.read_text())
+            kinds = [m["type"] for m in modules]
+            if not kinds or kinds[0] != _ST_TRANSFORMER:
+                raise ValueError(f"{modules_file}: the first module must be {_ST_TRANSFORMER}, got {kinds[:1]}")
+            unknown = set(kinds) - {_ST_TRANSFORMER, _ST_POOLING, _ST_NORMALIZE}
+            if unknown:
+                raise ValueError(f"{modules_file}: unsupported sentence-transformers modules {sorted(unknown)}")
+            transformer_dir = path / modules[0].get("path", "")
+            for m in modules[1:]:
+                if m["type"] == _ST_POOLING:
+                    pooling = _pooling_mode(json.loads((path / m["path"] / "config.json").read_text()))
+            normalize = _ST_NORMALIZE in kinds
+        st_config = transformer_dir / "sentence_bert_config.json"
+        module, params = hf.from_pretrained(str(transformer_dir))
+        if max_seq_length is None:
+            if st_config.exists():
+                max_seq_length = json.loads(st_config.read_text()).get("max_seq_length")
+            max_seq_length = max_seq_length or int(module.config.max_position_embeddings)
+        max_seq_length = min(int(max_seq_length), int(module.config.max_position_embeddings))
+        tokenizer = hf.load_tokenizer(str(transformer_dir))
+        return cls(module, params, tokenizer, max_seq_length, pooling, normalize)
+
+    # -- tokenisation ---------------------------------------------------------------------------
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text, truncated to ``max_seq_length`` (special tokens included)."""
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"texts[{i}] is {type(t).__name__}, expected str")
+        return [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+
+    def row_len_for(self, ids: Sequence[Sequence[int]]) -> int:
+        """Packed row length: the longest sentence rounded up to ``ROW_MULTIPLE``, at least ``MIN_ROW_LEN``."""
+        longest = max((len(x) for x in ids), default=1)
+        return max(MIN_ROW_LEN, -(-longest // ROW_MULTIPLE) * ROW_MULTIPLE)
+
+    def pack(self, ids: Sequence[Sequence[int]], rows: int, row_len: int, num_slots: int) -> packing.PackedBatch:
+        return packing.pack(ids, rows, row_len, num_slots, int(self.module.config.pad_token_id))
+
+    # -- forward ----------------------------------------------------------------------------------
+    def embed(self, params, batch: packing.PackedBatch, *, deterministic: bool = True,
+              dropout_rng: jax.Array | None = None) -> jax.Array:
+        """Pure function: one embedding per slot ``[S, D]`` (normalised if the model says so)."""
+        rngs = None if deterministic else {"dropout": dropout_rng}
+        hidden = self.module.apply({"params": params}, batch.input_ids, batch.segment_ids, batch.positions,
+                                   deterministic=deterministic, rngs=rngs)
+        out = pool_packed(hidden, batch.token_slot, batch.slot_first, self.pooling)
+        return losses.l2_normalize(out) if self.normalize else out
+
+    def encode(self, texts: Sequence[str], params=None, tokens_per_call: int = 4096) -> np.ndarray:
+        """Embeddings ``[N, D]`` float32 in input order; texts are packed, longest first."""
+        params = self.params if params is None else params
+        ids = self.tokenize(texts)
+        out = np.zeros((len(ids), self.dim), np.float32)
+        if not ids:
+            return out
+        row_len = self.row_len_for(ids)
+        rows = max(1, tokens_per_call // row_len)
+        num_slots = rows * INFERENCE_SLOTS_PER_ROW
+        for chunk in packing.chunk_for_inference([len(x) for x in ids], rows, row_len, num_slots):
+            batch = self.pack([ids[i] for i in chunk], rows, row_len, num_slots)
+            out[chunk] = np.asarray(self._embed(params, batch))[: len(chunk)]
+        return out
