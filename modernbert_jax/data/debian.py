@@ -26,6 +26,7 @@ Public functions:
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -223,10 +224,25 @@ def debian_packages(cache: str | os.PathLike | None = None) -> list[DebianPackag
     """Every package the mirror lists (one record per name), with section and long description.
 
     Records come from ``apt-cache dumpavail`` over the private lists; long descriptions are
-    joined from the ``Translation-en`` indexes by (package, Description-md5).
+    joined from the ``Translation-en`` indexes by (package, Description-md5). Parsing ~80 MB of
+    indexes takes seconds, so the result is kept in ``<cache>/debian_packages.json`` until the
+    lists change.
     """
     cache = _resolve_cache(cache)
     lists = _private_lists(cache)
+    saved = cache / "debian_packages.json"
+    lists_mtime = max(p.stat().st_mtime for p in lists.glob("*_Packages*"))
+    if saved.is_file() and saved.stat().st_mtime >= lists_mtime:
+        return [DebianPackage(*row) for row in json.loads(saved.read_text(encoding="utf-8"))]
+    packages = _parse_package_lists(cache, lists)
+    tmp = saved.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps([dataclasses.astuple(p) for p in packages]), encoding="utf-8")
+    os.replace(tmp, saved)
+    return packages
+
+
+def _parse_package_lists(cache: Path, lists: Path) -> list[DebianPackage]:
+    """Join ``apt-cache dumpavail`` records with the Translation-en long descriptions."""
     options = _private_apt_options(cache)
     proc = _run([_require("apt-cache"), *options, "dumpavail"])
     if proc.returncode != 0:
