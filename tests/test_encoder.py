@@ -68,7 +68,7 @@ def test_gradients_are_finite_and_reach_every_param():
         logits = module.apply({"params": p}, ids, masked_positions=jnp.asarray([[1, 7], [3, 39]]))
         return -jax.nn.log_softmax(logits)[..., 5].mean()
 
-    grads = jax.grad(loss)(params)
+    grads = jax.jit(jax.grad(loss))(params)
     norms = jax.tree_util.tree_map(lambda g: float(jnp.abs(g).max()), grads)
     flat = jax.tree_util.tree_leaves_with_path(norms)
     assert all(np.isfinite(v) for _, v in flat)
