@@ -1,0 +1,1 @@
+"""NER data for GLiNER: the Python-docs corpus, the reference JSON format, batching."""
