@@ -32,8 +32,10 @@ def test_round_trip_every_top_level_stdlib_module(tokenizer):
 
 def test_round_trip_of_characters_sentencepiece_treats_specially(tokenizer):
     # U+2581 is sentencepiece's own space marker; NUL/CR/BOM/ideographic space/emoji are rare.
-    for text in ["x = '\u2581'  # marker\n", "a\r\nb\x00c\ufeff\u3000d 😀\t\n", "   \n\n\t\t  ", ""]:
+    texts = ["x = '\u2581'  # marker\n", "a\r\nb\x00c\ufeff\u3000d 😀\t\n", "   \n\n\t\t  ", ""]
+    for text in texts:
         assert tokenizer.decode(tokenizer.encode(text)) == text
+    assert tokenizer.encode_batch(texts) == [tokenizer.encode(t) for t in texts]
 
 
 def test_bert_special_tokens_are_control_symbols(tokenizer):

@@ -52,6 +52,7 @@ from modernbert_jax.data import masking, packing
 from modernbert_jax.data.sources import DocumentSource
 
 STATE_FORMAT = "modernbert_jax.data.PretrainPipeline/1"
+READ_GROUP = 32  # documents tokenized per call
 
 
 class Tokenizer(Protocol):
@@ -65,6 +66,8 @@ class Tokenizer(Protocol):
     special_ids: tuple[int, ...]
 
     def encode(self, text: str) -> list[int]: ...
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]: ...
 
 
 class PretrainPipeline:
@@ -183,13 +186,9 @@ class PretrainPipeline:
         self._step, self._epoch, self._cursor = int(state["step"]), int(state["epoch"]), int(state["cursor"])
         self._real_tokens, self._total_tokens = int(state["real_tokens"]), int(state["total_tokens"])
         self._order = self._permutation(self._epoch)
-        chunks_by_doc: dict[int, list[list[int]]] = {}
-        pending = []
-        for doc, chunk in state["pending"]:
-            if doc not in chunks_by_doc:
-                chunks_by_doc[doc] = self._chunks(doc)
-            pending.append((doc, chunk, chunks_by_doc[doc][chunk]))
-        self._pending = pending
+        docs = sorted({doc for doc, _ in state["pending"]})
+        chunks_by_doc = dict(zip(docs, self._chunks(docs)))
+        self._pending = [(doc, chunk, chunks_by_doc[doc][chunk]) for doc, chunk in state["pending"]]
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -203,13 +202,18 @@ class PretrainPipeline:
             return np.arange(n)
         return np.random.default_rng([self.seed, 0, epoch]).permutation(n)
 
-    def _chunks(self, doc: int) -> list[list[int]]:
-        text = self.source[doc]
+    def _chunks(self, docs: list[int]) -> list[list[list[int]]]:
+        """Chunks of each document (tokenized together: the tokenizer runs them in parallel)."""
         tok = self.tokenizer
-        return packing.chunk_document(tok.encode(text), self.seq_len, tok.cls_id, tok.sep_id)
+        encoded = tok.encode_batch([self.source[d] for d in docs])
+        return [packing.chunk_document(ids, self.seq_len, tok.cls_id, tok.sep_id) for ids in encoded]
 
     def _fill_buffer(self, batch_size: int) -> None:
-        """Read documents until the buffer holds ``pack_buffer_batches`` batches' worth of tokens."""
+        """Read documents until the buffer holds ``pack_buffer_batches`` batches' worth of tokens.
+
+        Documents are read in groups of ``READ_GROUP`` (never across an epoch boundary) so that
+        tokenization is batched; the state stays exact because groups are consumed whole.
+        """
         target = math.ceil(self.pack_buffer_batches * batch_size * self.seq_len)
         buffered = sum(len(c) for _, _, c in self._pending)
         while buffered < target:
@@ -219,11 +223,12 @@ class PretrainPipeline:
                 self._epoch += 1
                 self._cursor = 0
                 self._order = self._permutation(self._epoch)
-            doc = int(self._order[self._cursor])
-            self._cursor += 1
-            for i, chunk in enumerate(self._chunks(doc)):
-                self._pending.append((doc, i, chunk))
-                buffered += len(chunk)
+            docs = [int(d) for d in self._order[self._cursor : self._cursor + READ_GROUP]]
+            self._cursor += len(docs)
+            for doc, chunks in zip(docs, self._chunks(docs)):
+                for i, chunk in enumerate(chunks):
+                    self._pending.append((doc, i, chunk))
+                    buffered += len(chunk)
 
     def _take_rows(self, batch_size: int) -> list[list[list[int]]]:
         """Best-fit-decreasing over the buffer; the fullest rows form the batch, the rest wait."""

@@ -79,6 +79,14 @@ class SentencePieceTokenizer:
             ids.extend(self._sp.encode(part))
         return ids
 
+    def encode_batch(self, texts: list[str], num_threads: int = -1) -> list[list[int]]:
+        """``encode`` of each text, run on ``num_threads`` native threads (-1: all cores)."""
+        out: list[list[int]] = self._sp.encode([t.replace(SPACE_MARKER, "") for t in texts], num_threads=num_threads)
+        for i, text in enumerate(texts):
+            if SPACE_MARKER in text:
+                out[i] = self.encode(text)
+        return out
+
     def decode(self, ids: Iterable[int]) -> str:
         return self._sp.decode([int(i) for i in ids])
 
