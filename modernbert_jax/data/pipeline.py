@@ -65,8 +65,6 @@ class Tokenizer(Protocol):
     pad_id: int
     special_ids: tuple[int, ...]
 
-    def encode(self, text: str) -> list[int]: ...
-
     def encode_batch(self, texts: list[str]) -> list[list[int]]: ...
 
 
