@@ -20,6 +20,7 @@ through ``array_record`` directly and ``tfds.data_source`` gives random access.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
 import re
 from pathlib import Path
@@ -91,5 +92,10 @@ def prepare_tfds(dataset: str, data_dir: str | os.PathLike | None = None) -> tfd
         builder = ModernbertCorpus(config=config or None, data_dir=data_dir, file_format="array_record")
     else:
         builder = tfds.builder(dataset, data_dir=data_dir, file_format="array_record")
-    builder.download_and_prepare()
+    # Several processes on one machine (a multi-process run, parallel tests) may ask at once:
+    # one builds, the others wait and then find the prepared dataset.
+    os.makedirs(data_dir, exist_ok=True)
+    with open(os.path.join(data_dir, ".prepare.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        builder.download_and_prepare()
     return builder
