@@ -69,7 +69,8 @@ def _modernbert(**sizes) -> ml_collections.ConfigDict:
     cfg.initializer_range = 0.02
     cfg.initializer_cutoff_factor = 2.0
     cfg.classifier_pooling = "cls"  # "cls" or "mean"
-    cfg.dtype = "float32"  # compute dtype; parameters stay float32
+    # Compute dtype; parameters stay float32. "auto": bfloat16 on GPU/TPU, float32 on CPU.
+    cfg.dtype = "auto"
     cfg.attention_impl = "xla"  # xla | blocked | pallas | auto
     cfg.remat = False  # rematerialise each layer in the backward pass
     cfg.update(sizes)
@@ -142,7 +143,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
         "hidden_activation": ("gelu", "gelu_tanh"),
         "norm_placement": ("pre", "post"),
         "classifier_pooling": ("cls", "mean"),
-        "dtype": ("float32", "bfloat16", "float16"),
+        "dtype": ("auto", "float32", "bfloat16", "float16"),
         "attention_impl": ("xla", "blocked", "pallas", "auto"),
     }
     for field, allowed in choices.items():

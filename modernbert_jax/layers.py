@@ -21,6 +21,9 @@ from modernbert_jax import rope
 
 
 def compute_dtype(cfg: ml_collections.ConfigDict) -> jnp.dtype:
+    """The activation dtype; "auto" means bfloat16 on accelerators and float32 on CPU."""
+    if cfg.dtype == "auto":
+        return jnp.dtype(jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16)
     return jnp.dtype(cfg.dtype)
 
 
