@@ -55,6 +55,17 @@ def tokenizer_training_texts(source: DocumentSource, max_bytes: int) -> list[str
     return texts
 
 
+def round_trip_failures(source: DocumentSource, tokenizer: SentencePieceTokenizer, group: int = 256) -> list[int]:
+    """Indices of documents for which ``decode(encode(text)) != text`` (should be none)."""
+    failures = []
+    for start in range(0, len(source), group):
+        texts = [source[i] for i in range(start, min(start + group, len(source)))]
+        for offset, (text, ids) in enumerate(zip(texts, tokenizer.encode_batch(texts))):
+            if tokenizer.decode(ids) != text:
+                failures.append(start + offset)
+    return failures
+
+
 def prepare_pretraining_data(
     dataset: str = "modernbert_corpus/demo",
     *,
@@ -105,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--files", nargs="*", default=None, help="your own .txt/.jsonl files instead of a TFDS dataset")
     parser.add_argument("--tokenizer_path", default=None)
+    parser.add_argument("--verify_round_trip", action="store_true",
+                        help="check decode(encode(doc)) == doc for every document of both splits")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     start = time.time()
@@ -113,6 +126,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"train documents: {len(data.train)}  validation documents: {len(data.validation)}")
     print(f"tokenizer: {data.tokenizer_path} ({data.tokenizer.vocab_size} pieces)")
     print(f"ready in {time.time() - start:.1f}s")
+    if args.verify_round_trip:
+        start = time.time()
+        for name, split in (("train", data.train), ("validation", data.validation)):
+            failures = round_trip_failures(split, data.tokenizer)
+            print(f"round trip {name}: {len(split) - len(failures)}/{len(split)} documents exact"
+                  + (f"; first failures at {failures[:10]}" if failures else ""))
+        print(f"verified in {time.time() - start:.1f}s")
 
 
 if __name__ == "__main__":

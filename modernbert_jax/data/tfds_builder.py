@@ -56,7 +56,8 @@ class ModernbertCorpus(tfds.core.GeneratorBasedBuilder):
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
             builder=self,
-            description=__doc__,
+            description="Real prose (Python 3.11 documentation, Debian package descriptions) and real "
+            "code (Python standard library and installed packages' .py files), deduplicated.",
             features=tfds.features.FeaturesDict(
                 {"text": tfds.features.Text(), "source": tfds.features.Text(), "id": tfds.features.Text()}
             ),
