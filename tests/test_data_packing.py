@@ -91,7 +91,7 @@ def test_packing_efficiency_on_real_code_mix(documents, tokenizer):
 
 
 def test_one_pass_emits_every_chunk_exactly_once(documents, tokenizer):
-    docs = documents[:300]
+    docs = documents[:150]
     pipe = PretrainPipeline(InMemorySource(docs), tokenizer, batch_size=8, seq_len=256, seed=1,
                             shuffle=False, num_epochs=1, mask_rate=0.15)
     seen = Counter(s for batch in pipe for s in _segments(batch))
