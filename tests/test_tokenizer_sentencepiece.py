@@ -55,3 +55,17 @@ def test_training_is_deterministic_and_vocab_is_a_multiple_of_64(tokenizer, tmp_
     assert loaded.encode("def f(x):\n    return x\n") == tokenizer.encode("def f(x):\n    return x\n")
     with pytest.raises(ValueError, match="vocab_size=2000"):
         train_sentencepiece(["abc"], 2000)
+
+
+def test_hugging_face_export_gives_the_same_ids(tokenizer, tmp_path):
+    from tokenizers import Tokenizer
+
+    tokenizer.save_hf(tmp_path)
+    hf = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    for path in STDLIB_FILES[1::12]:
+        source = path.read_text(encoding="utf-8")
+        assert hf.encode(source, add_special_tokens=False).ids == tokenizer.encode(source), path
+        assert hf.decode(tokenizer.encode(source)) == source
+    ids = hf.encode("def f(x):\n\treturn x").ids
+    assert ids[0] == tokenizer.cls_id and ids[-1] == tokenizer.sep_id
+    assert hf.token_to_id("[MASK]") == tokenizer.mask_id and hf.token_to_id("[PAD]") == tokenizer.pad_id

@@ -15,11 +15,19 @@ cannot carry as itself is its own space marker U+2581 ("▁", which tokenizer co
 ``encode`` writes it as its three UTF-8 byte pieces, which decode back to "▁", not to a space.
 
 Training is deterministic: sentences are fed in the given order, none are sampled.
+
+``save_hf(directory)`` writes the same tokenizer as a Hugging Face ``tokenizer.json`` (BPE with
+merges ranked by piece score, byte fallback, ``[CLS] $A [SEP]`` template) plus
+``tokenizer_config.json``, next to a checkpoint written by ``modernbert_jax.hf.save_pretrained``.
+It gives the same ids as sentencepiece except in two places where Hugging Face conventions win:
+a literal "[MASK]"/"[CLS]"/... in text becomes the special token (so fill-mask works), and a
+literal U+2581 is read as a space.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -29,6 +37,7 @@ import sentencepiece as spm
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 VOCAB_MULTIPLE = 64
 SPACE_MARKER = "\u2581"
+USER_DEFINED = ("\n", "\t")
 
 
 class SentencePieceTokenizer:
@@ -93,6 +102,45 @@ class SentencePieceTokenizer:
     def id_to_piece(self, i: int) -> str:
         return self._sp.id_to_piece(int(i))
 
+    def to_hf_tokenizer(self):
+        """The equivalent ``tokenizers.Tokenizer`` (see the module docstring for the two differences)."""
+        from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, processors
+
+        sp = self._sp
+        pieces = [sp.id_to_piece(i) for i in range(self.vocab_size)]
+        vocab = {piece: i for i, piece in enumerate(pieces)}
+        mergeable = [i for i, piece in enumerate(pieces)
+                     if len(piece) > 1 and piece not in USER_DEFINED
+                     and not (sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i) or sp.is_unused(i))]
+        # sentencepiece BPE merges the adjacent pair whose concatenation scores highest; pieces are
+        # stored best score first, so ranking every split of piece i by i reproduces it.
+        merges = sorted(
+            (i, vocab[piece[:k]], vocab[piece[k:]])
+            for i in mergeable for piece in [pieces[i]] for k in range(1, len(piece))
+            if piece[:k] in vocab and piece[k:] in vocab
+        )
+        tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[(pieces[a], pieces[b]) for _, a, b in merges],
+                                         unk_token=UNK, byte_fallback=True))
+        tokenizer.normalizer = normalizers.Replace(" ", SPACE_MARKER)
+        tokenizer.decoder = decoders.Sequence([decoders.Replace(SPACE_MARKER, " "), decoders.ByteFallback(), decoders.Fuse()])
+        tokenizer.add_tokens([AddedToken(piece, normalized=False, special=False) for piece in USER_DEFINED])
+        tokenizer.add_special_tokens([AddedToken(pieces[i], normalized=False, special=True) for i in self.special_ids])
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{CLS} $A {SEP}", pair=f"{CLS} $A {SEP} $B:1 {SEP}:1",
+            special_tokens=[(CLS, self.cls_id), (SEP, self.sep_id)],
+        )
+        return tokenizer
+
+    def save_hf(self, directory: str | os.PathLike) -> Path:
+        """Write ``tokenizer.json`` and ``tokenizer_config.json`` into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.to_hf_tokenizer().save(str(directory / "tokenizer.json"))
+        config = {"tokenizer_class": "PreTrainedTokenizerFast", "cls_token": CLS, "sep_token": SEP,
+                  "mask_token": MASK, "pad_token": PAD, "unk_token": UNK}
+        (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+        return directory
+
 
 def _lines(texts: Iterable[str], max_line_bytes: int) -> Iterator[str]:
     """Training sentences: the non-blank lines of each document (the trainer is line-based)."""
@@ -136,7 +184,7 @@ def train_sentencepiece(
         unk_id=1, unk_piece=UNK,
         bos_id=-1, eos_id=-1,
         control_symbols=[CLS, SEP, MASK],
-        user_defined_symbols=["\n", "\t"],
+        user_defined_symbols=list(USER_DEFINED),
         input_sentence_size=0,  # use every line, in order: no sampling, so training is deterministic
         num_threads=num_threads,
         minloglevel=2,
