@@ -70,6 +70,7 @@ _STRONG = re.compile(r"\*\*(\S(?:.*?\S)?)\*\*")
 _EMPH = re.compile(r"(?<![\w*\\])\*(\S(?:[^*]*?\S)?)\*(?![\w*])")
 _FOOTNOTE_REF = re.compile(r"\s*\[[#*\w-]*\]_")
 _SUBSTITUTION_REF = re.compile(r"\|([^|\s][^|]*)\|_{0,2}")
+_MULTILINE_INLINE = re.compile(r"(?::[\w.+-]+)?:[\w.+-]+:`[^`\n]*\n[^`]{0,200}?`|(?<![`\w])``(?=\S)[^`\n]*\n[^`]{0,200}?``")
 _GRID_ROW = re.compile(r"^\|.*\|$")
 # Sphinx renders these with a fixed prefix; keep the words a reader of the page sees.
 _ROLE_PREFIX = {"pep": "PEP ", "rfc": "RFC "}
@@ -168,6 +169,8 @@ def _convert(lines: Sequence[str]) -> list[str]:
 def rst_to_text(rst: str) -> str:
     """Plain text of a Sphinx source: roles/emphasis/links reduced to their text, headings'
     underlines and directive options dropped, literal (code) blocks kept verbatim."""
+    # Roles and inline literals may wrap onto the next line; join them so the line-based pass sees them whole.
+    rst = _MULTILINE_INLINE.sub(lambda m: " ".join(m.group(0).split()), rst)
     text = "\n".join(_convert(rst.splitlines()))
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
