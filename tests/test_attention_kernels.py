@@ -32,6 +32,13 @@ TOLERANCE = {  # dtype -> (output atol, gradient atol)
 }
 
 
+@pytest.fixture(autouse=True)
+def exact_float32_matmuls():
+    """GPUs default float32 matmuls to TF32; the reference and the kernels must both be exact."""
+    with jax.default_matmul_precision("highest"):
+        yield
+
+
 def pallas_small_blocks(q, k, v, *, segment_ids, window):
     return flash_attention(q, k, v, segment_ids=segment_ids, window=window, interpret=INTERPRET, block_sizes=SMALL_BLOCKS)
 

@@ -1,0 +1,245 @@
+r"""Benchmark the attention backends: time and achieved TFLOP/s, forward and forward+backward.
+
+GPU (bf16, head_dim 64, 12 heads, ~16k tokens per batch):
+  PYTHONPATH=. python experiments/bench_attention.py
+compares xla (dense masked), blocked (pure JAX) and pallas (fused kernel), local (w=64) and
+global, for T in {512, 1024, 8192, 16384}, plus PyTorch FlexAttention with a sliding-window +
+document block mask when torch with CUDA is importable.
+
+CPU (float32, small batch): blocked local vs dense at T=8192:
+  .venv/bin/python experiments/bench_attention.py --cpu
+
+FLOPs count only visible (query, key) pairs: 4*D per pair forward (QK^T and PV) and 10*D
+backward (five matmuls), the usual flash-attention convention. Configurations that run out of
+memory are recorded as skipped. Results go to --out as JSON and a table is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Callable, Optional
+
+# Let JAX and torch share the GPU: allocate on demand instead of grabbing 75% up front.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from modernbert_jax.attention import xla_attention  # noqa: E402
+from modernbert_jax.kernels.blocked import blocked_attention  # noqa: E402
+from modernbert_jax.kernels.pallas_attention import flash_attention  # noqa: E402
+
+_CPU = flags.DEFINE_bool("cpu", False, "CPU mode: blocked local vs dense at T=8192 only.")
+_OUT = flags.DEFINE_string("out", None, "JSON path; default experiments/results/bench_attention_<backend>.json.")
+_SEQ_LENS = flags.DEFINE_list("seq_lens", ["512", "1024", "8192", "16384"], "Sequence lengths (GPU mode).")
+_TOKENS = flags.DEFINE_integer("tokens", 16384, "Tokens per batch: batch = max(1, tokens // T).")
+_HEADS = flags.DEFINE_integer("heads", 12, "Attention heads (GPU mode; CPU mode uses 2).")
+_HEAD_DIM = flags.DEFINE_integer("head_dim", 64, "Head dimension.")
+_WINDOW = flags.DEFINE_integer("window", 64, "Local half-width w (|i - j| <= w).")
+_MIN_TIME = flags.DEFINE_float("min_time", 0.25, "Seconds of timed runs per measurement (at least 3 runs).")
+_FLEX_SEQ_LENS = flags.DEFINE_list("flex_seq_lens", ["8192"], "T values to run FlexAttention at (it compiles per shape).")
+_SEED = flags.DEFINE_integer("seed", 0, "PRNG seed for the inputs.")
+
+
+def visible_pairs(length: int, window: Optional[int]) -> int:
+    """Number of (query, key) pairs with |i - j| <= w in one fully used row."""
+    if window is None:
+        return length * length
+    i = np.arange(length)
+    return int(np.sum(np.minimum(length - 1, i + window) - np.maximum(0, i - window) + 1))
+
+
+def time_call(fn: Callable[[], object], sync: Callable[[object], None]) -> float:
+    """Mean seconds per call after one warm-up (compile) call."""
+    sync(fn())
+    runs, start = 0, time.perf_counter()
+    while runs < 3 or time.perf_counter() - start < _MIN_TIME.value:
+        result = fn()
+        runs += 1
+    sync(result)
+    return (time.perf_counter() - start) / runs
+
+
+def is_oom(error: BaseException) -> bool:
+    text = str(error)
+    return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower() or "OutOfMemory" in type(error).__name__
+
+
+def jax_impls(backend: str) -> dict[str, Callable]:
+    impls = {
+        "xla": xla_attention,
+        "blocked": blocked_attention,
+    }
+    if backend == "gpu":
+        impls["pallas"] = flash_attention
+    return impls
+
+
+def bench_jax(impl: Callable, batch: int, length: int, heads: int, window: Optional[int], dtype) -> dict:
+    keys = jax.random.split(jax.random.PRNGKey(_SEED.value), 4)
+    shape = (batch, length, heads, _HEAD_DIM.value)
+    q, k, v, do = (jax.random.normal(key, shape, jnp.float32).astype(dtype) for key in keys)
+    seg = jnp.ones((batch, length), jnp.int32)
+
+    def attend(q, k, v):
+        return impl(q, k, v, segment_ids=seg, window=window)
+
+    forward = jax.jit(attend)
+    forward_backward = jax.jit(lambda q, k, v, do: jax.vjp(attend, q, k, v)[1](do))
+    sync = jax.block_until_ready
+    return {
+        "fwd_s": time_call(lambda: forward(q, k, v), sync),
+        "fwd_bwd_s": time_call(lambda: forward_backward(q, k, v, do), sync),
+    }
+
+
+def flex_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def bench_flex(batch: int, length: int, heads: int, window: Optional[int]) -> dict:
+    """PyTorch FlexAttention with a sliding-window + document block mask (it skips blocks too)."""
+    import torch
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+
+    generator = torch.Generator(device="cuda").manual_seed(_SEED.value)
+    shape = (batch, heads, length, _HEAD_DIM.value)
+    q, k, v, do = (torch.randn(shape, device="cuda", dtype=torch.bfloat16, generator=generator) for _ in range(4))
+    document = torch.ones((batch, length), device="cuda", dtype=torch.int32)
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        same_document = document[b, q_idx] == document[b, kv_idx]
+        if window is None:
+            return same_document
+        return same_document & ((q_idx - kv_idx).abs() <= window)
+
+    block_mask = create_block_mask(mask_mod, batch, None, length, length, device="cuda")
+    attend = torch.compile(flex_attention)
+    qg, kg, vg = (x.clone().requires_grad_(True) for x in (q, k, v))
+
+    def forward():
+        with torch.no_grad():
+            return attend(q, k, v, block_mask=block_mask)
+
+    def forward_backward():
+        return torch.autograd.grad(attend(qg, kg, vg, block_mask=block_mask), (qg, kg, vg), do)
+
+    sync = lambda _: torch.cuda.synchronize()  # noqa: E731
+    result = {"fwd_s": time_call(forward, sync), "fwd_bwd_s": time_call(forward_backward, sync)}
+    del block_mask, q, k, v, do, qg, kg, vg
+    torch.cuda.empty_cache()
+    return result
+
+
+def add_throughput(record: dict) -> dict:
+    pairs = visible_pairs(record["T"], record["window"]) * record["B"] * record["H"]
+    record["fwd_tflops"] = 4 * pairs * record["D"] / record["fwd_s"] / 1e12
+    record["fwd_bwd_tflops"] = 14 * pairs * record["D"] / record["fwd_bwd_s"] / 1e12
+    return record
+
+
+def run(impl_name: str, bench: Callable[[], dict], base: dict) -> dict:
+    record = dict(base, impl=impl_name)
+    try:
+        record.update(bench())
+        add_throughput(record)
+    except Exception as error:  # noqa: BLE001 -- a failed config is recorded, not fatal
+        record["skipped"] = "out of memory" if is_oom(error) else f"{type(error).__name__}: {str(error)[:300]}"
+    print_row(record)
+    return record
+
+
+def print_row(record: dict) -> None:
+    mode = "global" if record["window"] is None else f"w={record['window']}"
+    head = f"{record['impl']:>8} {mode:>7} T={record['T']:>6} B={record['B']:>3}"
+    if "skipped" in record:
+        print(f"{head}  skipped: {record['skipped']}", flush=True)
+    else:
+        print(
+            f"{head}  fwd {record['fwd_s'] * 1e3:9.3f} ms {record['fwd_tflops']:8.3g} TF/s"
+            f"  fwd+bwd {record['fwd_bwd_s'] * 1e3:9.3f} ms {record['fwd_bwd_tflops']:8.3g} TF/s",
+            flush=True,
+        )
+
+
+def find(records: list[dict], impl: str, length: int, window: Optional[int]) -> Optional[dict]:
+    for record in records:
+        if record["impl"] == impl and record["T"] == length and record["window"] == window and "skipped" not in record:
+            return record
+    return None
+
+
+def ratio(records, slow: tuple, fast: tuple, key: str) -> Optional[float]:
+    a, b = find(records, *slow), find(records, *fast)
+    return None if a is None or b is None else a[key] / b[key]
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    backend = jax.default_backend()
+    window = _WINDOW.value
+    records: list[dict] = []
+    if _CPU.value:
+        dtype, lengths, impl_names, heads = jnp.float32, [8192], ["xla", "blocked"], 2
+    else:
+        dtype, lengths, heads = (jnp.bfloat16 if backend == "gpu" else jnp.float32), [int(t) for t in _SEQ_LENS.value], _HEADS.value
+        impl_names = list(jax_impls(backend))
+    impls = jax_impls(backend)
+    use_flex = not _CPU.value and flex_available()
+
+    for length in lengths:
+        batch = 1 if _CPU.value else max(1, _TOKENS.value // length)
+        for mode_window in (window,) if _CPU.value else (window, None):
+            base = {"T": length, "B": batch, "H": heads, "D": _HEAD_DIM.value, "window": mode_window, "dtype": jnp.dtype(dtype).name}
+            if use_flex and str(length) in _FLEX_SEQ_LENS.value:
+                # Before JAX allocates: torch releases its cache afterwards, JAX's allocator keeps its.
+                records.append(run("flex", lambda: bench_flex(batch, length, heads, mode_window), base))
+            for name in impl_names:
+                if name == "blocked" and mode_window is None:
+                    continue  # global blocked attention *is* the xla path
+                records.append(run(name, lambda: bench_jax(impls[name], batch, length, heads, mode_window, dtype), base))
+
+    ratios = {}
+    if _CPU.value:
+        ratios["blocked_vs_xla_local_8192_fwd"] = ratio(records, ("xla", 8192, window), ("blocked", 8192, window), "fwd_s")
+        ratios["blocked_vs_xla_local_8192_fwd_bwd"] = ratio(records, ("xla", 8192, window), ("blocked", 8192, window), "fwd_bwd_s")
+    else:
+        for key in ("fwd_s", "fwd_bwd_s"):
+            tag = key[:-2]
+            ratios[f"pallas_vs_xla_local_8192_{tag}"] = ratio(records, ("xla", 8192, window), ("pallas", 8192, window), key)
+            ratios[f"pallas_local_vs_global_8192_{tag}"] = ratio(records, ("pallas", 8192, None), ("pallas", 8192, window), key)
+            ratios[f"pallas_vs_flex_local_8192_{tag}"] = ratio(records, ("flex", 8192, window), ("pallas", 8192, window), key)
+    print("\nspeed-up ratios (time of the first / time of the second, >1 means the second is faster):")
+    for name, value in ratios.items():
+        print(f"  {name:<40} {'n/a' if value is None else f'{value:.2f}x'}")
+
+    out = _OUT.value or os.path.join("experiments", "results", f"bench_attention_{'cpu' if _CPU.value else backend}.json")
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    device = jax.devices()[0]
+    with open(out, "w") as f:
+        json.dump(
+            {
+                "backend": backend,
+                "device": getattr(device, "device_kind", str(device)),
+                "jax_version": jax.__version__,
+                "seed": _SEED.value,
+                "results": records,
+                "ratios": ratios,
+            },
+            f,
+            indent=2,
+        )
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    app.run(main)

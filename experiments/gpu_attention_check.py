@@ -1,0 +1,75 @@
+r"""One-shot GPU check of the attention kernels: kernel tests compiled for the GPU, then the benchmark.
+
+Run from the repository root on the GPU machine (JAX with CUDA, torch with CUDA; no
+ml_collections needed):
+
+  PYTHONPATH=. python experiments/gpu_attention_check.py
+
+Writes under $OUT (default experiments/results):
+  attention_tests_gpu.log / .xml   pytest of tests/test_attention_kernels.py (interpret=False on GPU)
+  bench_attention_gpu.json / .log  experiments/bench_attention.py
+  gpu_attention_check.json         exit codes, timings and versions of both steps
+Each step runs in its own process under a time limit, so the whole check ends in ~5 minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+_TEST_TIMEOUT = flags.DEFINE_integer("test_timeout", 150, "Seconds allowed for the kernel tests.")
+_BENCH_TIMEOUT = flags.DEFINE_integer("bench_timeout", 240, "Seconds allowed for the benchmark.")
+
+
+def run_step(name: str, command: list[str], timeout: int, log_path: str) -> dict:
+    """Run one step with output teed to a log; a timeout is recorded, not raised."""
+    env = dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
+    start = time.time()
+    with open(log_path, "w") as log:
+        try:
+            returncode = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            returncode = "timeout"
+    seconds = time.time() - start
+    with open(log_path) as log:
+        tail = log.read()[-3000:]
+    print(f"== {name}: rc={returncode} in {seconds:.0f}s\n{tail}", flush=True)
+    return {"command": command, "returncode": returncode, "seconds": round(seconds, 1)}
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    out = os.environ.get("OUT") or os.path.join("experiments", "results")
+    os.makedirs(out, exist_ok=True)
+    versions = subprocess.run(
+        [sys.executable, "-c", "import jax; print(jax.__version__, jax.default_backend(), jax.devices())"],
+        capture_output=True,
+        text=True,
+    )
+    print(versions.stdout, versions.stderr[-2000:], flush=True)
+    summary = {"python": sys.version, "jax": versions.stdout.strip()}
+    summary["tests"] = run_step(
+        "kernel tests",
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=10",
+         f"--junitxml={os.path.join(out, 'attention_tests_gpu.xml')}", "tests/test_attention_kernels.py"],
+        _TEST_TIMEOUT.value,
+        os.path.join(out, "attention_tests_gpu.log"),
+    )
+    summary["bench"] = run_step(
+        "benchmark",
+        [sys.executable, "experiments/bench_attention.py", f"--out={os.path.join(out, 'bench_attention_gpu.json')}"],
+        _BENCH_TIMEOUT.value,
+        os.path.join(out, "bench_attention_gpu.log"),
+    )
+    with open(os.path.join(out, "gpu_attention_check.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)
