@@ -14,8 +14,8 @@ tiny model for a ~2-3 minute CPU run), ``phase`` = pretrain | extend | decay:
 
 Tiny/demo variants scale T, batches and steps down (extend/decay use T=256) so every phase runs
 on a CPU. Any field can be overridden: ``--config.total_steps=100 --config.optimizer.peak_lr=1e-3``.
-Data defaults to the offline corpus (TFDS ``data.tfds_name``); ``data.source=files`` with
-``data.train_files``/``data.eval_files`` globs uses your own text or JSONL files.
+Data defaults to the embedded offline corpus (TFDS ``modernbert_corpus``, built on first use);
+``data.dataset`` takes any TFDS name and ``data.files`` globs of your own text or JSONL files.
 """
 
 import ml_collections
@@ -66,6 +66,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     steps = {"demo": 300, "tiny": 200, "base": 400_000, "large": 400_000}[variant]
     cfg.total_steps = steps if phase == "pretrain" else steps // 4
+    # Warmup/decay lengths follow --config.total_steps overrides (lazy references).
+    total_steps = cfg.get_ref("total_steps")
 
     cfg.optimizer = ml_collections.ConfigDict()
     cfg.optimizer.peak_lr = {"pretrain": 8e-4, "extend": 3e-4, "decay": 3e-4}[phase]
@@ -76,22 +78,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.optimizer.eps = 1e-6
     cfg.optimizer.weight_decay = 1e-5
     # ModernBERT-base warms up over 3B tokens (~3% of phase 1 at full batch); we warm up in steps.
-    cfg.optimizer.warmup_steps = max(cfg.total_steps // 20, 1) if phase == "pretrain" else 0
-    cfg.optimizer.decay_steps = cfg.total_steps if phase == "decay" else 0
+    cfg.optimizer.warmup_steps = total_steps // 20 if phase == "pretrain" else 0
+    cfg.optimizer.decay_steps = total_steps if phase == "decay" else 0
     cfg.optimizer.final_lr_fraction = 0.0
 
     cfg.data = ml_collections.ConfigDict()
-    cfg.data.source = "tfds"
-    cfg.data.tfds_name = "modernbert_corpus"
-    cfg.data.tfds_data_dir = ""
-    cfg.data.train_split = "train"
-    cfg.data.eval_split = "validation"
-    cfg.data.train_files = ""
-    cfg.data.eval_files = ""
+    cfg.data.dataset = "modernbert_corpus/demo" if small else "modernbert_corpus/full"
+    cfg.data.data_dir = ""  # TFDS data_dir; empty = the package default
+    cfg.data.files = ""  # comma-separated globs of your .txt/.jsonl files (replaces dataset)
     cfg.data.text_key = "text"
-    cfg.data.tokenizer = ""  # a sentencepiece .model; empty = train one into workdir/tokenizer.model
+    cfg.data.validation_fraction = 0.01  # for data.files: share of documents held out by content hash
+    cfg.data.tokenizer = ""  # sentencepiece .model path (trained there if missing); empty = next to the corpus
     cfg.data.vocab_size = cfg.model.vocab_size
-    cfg.data.tokenizer_documents = 2000 if small else 0
     cfg.data.mask_rate = 0.30
     cfg.data.eval_mask_rate = 0.15
 

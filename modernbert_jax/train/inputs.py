@@ -1,62 +1,44 @@
 """From the config's `data` block to input pipelines and global arrays on the mesh.
 
-Sources (``data.source``):
-
-* ``"tfds"`` — any TFDS dataset prepared as array_record (``data.tfds_name``, ``data.train_split``,
-  ``data.eval_split``, ``data.text_key``); the offline corpus builder is one such dataset;
-* ``"files"`` — the user's text/JSONL files (``data.train_files``, ``data.eval_files``: lists or
-  comma-separated globs).
-
-The tokenizer is ``data.tokenizer`` (a sentencepiece ``.model``); when empty, one is trained on
-the training documents (``data.vocab_size``, ``data.tokenizer_documents`` of them) and saved to
-``workdir/tokenizer.model``, which a resumed run then reloads, so resume never retrains.
+Documents and tokenizer come from `modernbert_jax.data.build.prepare_pretraining_data`:
+``data.dataset`` names a TFDS dataset (default: the embedded offline corpus
+``modernbert_corpus/demo`` or ``/full``, built on first use) unless ``data.files`` lists the user's
+text/JSONL files (comma-separated globs, split train/validation by content hash). The tokenizer
+is ``data.tokenizer`` if that file exists, else one is trained there (or next to the corpus when
+empty) with ``data.vocab_size`` pieces — cached, so a resumed run never retrains it.
 """
 
 from __future__ import annotations
 
 import glob
 import os
-from typing import Any, Sequence
 
 import jax
 import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from modernbert_jax import sharding
+from modernbert_jax.data.build import PretrainData, prepare_pretraining_data
 from modernbert_jax.data.pipeline import PretrainPipeline
-from modernbert_jax.data.sentencepiece_tokenizer import SentencePieceTokenizer, train_sentencepiece
-from modernbert_jax.data.sources import DocumentSource, TextFileSource, TfdsSource
+from modernbert_jax.data.sentencepiece_tokenizer import SentencePieceTokenizer
+from modernbert_jax.data.sources import DocumentSource
 
 
-def _paths(spec: Any) -> list[str]:
-    patterns = spec.split(",") if isinstance(spec, str) else list(spec)
-    paths = sorted(p for pattern in patterns if pattern for p in glob.glob(os.path.expanduser(pattern)))
+def _paths(spec: str) -> list[str]:
+    paths = sorted(p for pattern in spec.split(",") if pattern for p in glob.glob(os.path.expanduser(pattern)))
     if not paths:
-        raise FileNotFoundError(f"data files {spec!r} match nothing")
+        raise FileNotFoundError(f"data.files={spec!r} matches no file")
     return paths
 
 
-def document_source(data: ml_collections.ConfigDict, split: str) -> DocumentSource:
-    """The train or eval documents named by the config."""
-    if data.source == "tfds":
-        name_split = data.train_split if split == "train" else data.eval_split
-        return TfdsSource(data.tfds_name, name_split, text_key=data.text_key, data_dir=data.tfds_data_dir or None)
-    if data.source == "files":
-        return TextFileSource(_paths(data.train_files if split == "train" else data.eval_files), text_key=data.text_key)
-    raise ValueError(f"data.source={data.source!r} is not one of ('tfds', 'files')")
-
-
-def load_or_train_tokenizer(data: ml_collections.ConfigDict, train_docs: DocumentSource, workdir: str) -> SentencePieceTokenizer:
-    if data.tokenizer:
-        return SentencePieceTokenizer.load(data.tokenizer)
-    path = os.path.join(workdir, "tokenizer.model")
-    if os.path.exists(path):
-        return SentencePieceTokenizer.load(path)
-    count = min(len(train_docs), data.tokenizer_documents or len(train_docs))
-    tokenizer = train_sentencepiece((train_docs[i] for i in range(count)), data.vocab_size)
-    if jax.process_index() == 0:
-        tokenizer.save(path)
-    return tokenizer
+def pretraining_data(data: ml_collections.ConfigDict) -> PretrainData:
+    """Train/validation documents and the tokenizer named by the config (built and cached on first use)."""
+    return prepare_pretraining_data(
+        data.dataset, vocab_size=data.vocab_size, data_dir=data.data_dir or None,
+        files=_paths(data.files) if data.files else None, text_key=data.text_key,
+        validation_fraction=data.validation_fraction, tokenizer_path=data.tokenizer or None,
+    )
 
 
 def make_pipeline(
@@ -72,9 +54,10 @@ def make_pipeline(
     )
 
 
-def batch_sharding(mesh: Mesh, batch_axes: Sequence[str | None], leading: int) -> NamedSharding:
-    """Rows split over the batch mesh axes; `leading` unsplit axes before them (micro-batches)."""
-    return NamedSharding(mesh, PartitionSpec(*([None] * leading), tuple(a for a in batch_axes if a)))
+def batch_sharding(mesh: Mesh, rules, leading: int) -> NamedSharding:
+    """Rows split over the mesh axes of `act_batch`; `leading` unsplit axes before them (micro-batches)."""
+    rows = sharding.batch_sharding(mesh, rules, ndim=1).spec[0]
+    return NamedSharding(mesh, PartitionSpec(*([None] * leading), rows))
 
 
 def to_global(local: dict[str, np.ndarray], sharding: NamedSharding, global_rows: int, row_axis: int) -> dict[str, jax.Array]:

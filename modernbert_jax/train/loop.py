@@ -10,35 +10,19 @@ another run's weights with `config.init_from` (its workdir); its optimiser and s
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from typing import Any
 
-import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from modernbert_jax import model as model_lib
-from modernbert_jax import optim
+from modernbert_jax import optim, sharding
 from modernbert_jax.train import checkpoint as ckpt_lib
 from modernbert_jax.train import inputs, metrics as metrics_lib, state as state_lib, step as step_lib
-
-
-def make_mesh(mesh_cfg: ml_collections.ConfigDict) -> jax.sharding.Mesh:
-    """Mesh with axes (data, fsdp, tensor); one axis may be -1 to take the remaining devices."""
-    names = ("data", "fsdp", "tensor")
-    sizes = [int(mesh_cfg[n]) for n in names]
-    n = jax.device_count()
-    known = math.prod(s for s in sizes if s != -1)
-    if sizes.count(-1) > 1 or n % known:
-        raise ValueError(f"mesh {dict(zip(names, sizes))} does not fit {n} devices")
-    sizes = [n // known if s == -1 else s for s in sizes]
-    if math.prod(sizes) != n:
-        raise ValueError(f"mesh {dict(zip(names, sizes))} uses {math.prod(sizes)} devices, have {n}")
-    # Auto axes: shardings follow the logical rules and XLA's propagation, as in the encoder.
-    return jax.make_mesh(tuple(sizes), names, axis_types=(jax.sharding.AxisType.Auto,) * 3)
 
 
 def _optimizer(cfg: ml_collections.ConfigDict):
@@ -65,7 +49,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Run (or resume) pretraining as configured; returns the last train and eval metrics."""
     cfg = config
     os.makedirs(workdir, exist_ok=True)
-    mesh = make_mesh(cfg.mesh)
+    mesh = sharding.make_mesh(cfg.mesh)
     rules = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in cfg.sharding_rules)
     module = model_lib.MaskedLM(cfg.model)
     schedule, tx = _optimizer(cfg)
@@ -75,60 +59,43 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         cfg.batch_warmup_start or cfg.batch_size, cfg.batch_size, cfg.batch_warmup_tokens, micro_rows
     )
 
-    train_docs = inputs.document_source(cfg.data, "train")
-    eval_docs = inputs.document_source(cfg.data, "eval")
-    tokenizer = inputs.load_or_train_tokenizer(cfg.data, train_docs, workdir)
+    data = inputs.pretraining_data(cfg.data)
+    train_docs, eval_docs, tokenizer = data.train, data.validation, data.tokenizer
     if tokenizer.vocab_size > cfg.model.vocab_size:
         raise ValueError(f"tokenizer has {tokenizer.vocab_size} pieces > model.vocab_size={cfg.model.vocab_size}")
     pipeline = inputs.make_pipeline(cfg.data, train_docs, tokenizer, batch_size=micro_rows, seq_len=seq_len,
                                     seed=cfg.seed, train=True)
 
-    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-        p_shard = state_lib.param_shardings(module, mesh, rules, seq_len)
+    with sharding.activate(mesh, rules):
+        p_shard = sharding.param_shardings(module, mesh, rules, jnp.zeros((1, seq_len), jnp.int32))
         s_shard = state_lib.state_shardings(p_shard, mesh)
-        batch_axes = nn.logical_to_mesh_axes(("act_batch",), rules)[0]
-        batch_axes = (batch_axes,) if isinstance(batch_axes, str) or batch_axes is None else tuple(batch_axes)
-        train_batch_sharding = inputs.batch_sharding(mesh, batch_axes, leading=1)
-        eval_batch_sharding = inputs.batch_sharding(mesh, batch_axes, leading=0)
+        train_batch_sharding = inputs.batch_sharding(mesh, rules, leading=1)
+        eval_batch_sharding = inputs.batch_sharding(mesh, rules, leading=0)
 
         checkpointer = ckpt_lib.Checkpointer(
             os.path.join(workdir, "checkpoints"), every=cfg.checkpoint_every, keep=cfg.keep_checkpoints
         )
-        abstract = state_lib.abstract_state(module, tx, s_shard, seq_len)
-        tokens_seen = 0
-        latest = checkpointer.latest_step()
-        if latest is not None:
-            state, progress = checkpointer.restore(latest, abstract)
-            pipeline.set_state(progress["data_state"])
-            tokens_seen = int(progress["tokens_seen"])
-        else:
-            state = state_lib.init_state(module, tx, jax.random.key(cfg.seed), s_shard, seq_len)
-            if cfg.init_from:
-                state = state.replace(params=_weights_from(cfg.init_from, abstract))
-
-        use_dropout = any(cfg.model[f] > 0 for f in ("embedding_dropout", "attention_dropout", "mlp_dropout"))
-        train_step = jax.jit(
-            step_lib.make_train_step(module, tx, schedule, seed=cfg.seed, use_dropout=use_dropout),
-            in_shardings=(s_shard, train_batch_sharding), out_shardings=(s_shard, None), donate_argnums=(0,),
-        )
-        eval_step = jax.jit(step_lib.make_eval_step(module), in_shardings=(p_shard, eval_batch_sharding))
-
-        writer = metrics_lib.MetricsWriter(workdir)
-        peak = metrics_lib.peak_flops_per_device(cfg.peak_flops_per_device)
-        flops_per_token = None
-        start_step = int(state.step)
-        bar = _progress_bar(cfg, start_step)
-        last_train, last_eval = {}, {}
-        window_tokens, window_time, window_steps = 0.0, 0.0, 0
+        writer = bar = None
         try:
+            state, tokens_seen = _restore_or_init(cfg, module, tx, s_shard, checkpointer, pipeline)
+            use_dropout = any(cfg.model[f] > 0 for f in ("embedding_dropout", "attention_dropout", "mlp_dropout"))
+            train_step = jax.jit(
+                step_lib.make_train_step(module, tx, schedule, seed=cfg.seed, use_dropout=use_dropout),
+                in_shardings=(s_shard, train_batch_sharding), out_shardings=(s_shard, None), donate_argnums=(0,),
+            )
+            eval_step = jax.jit(step_lib.make_eval_step(module), in_shardings=(p_shard, eval_batch_sharding))
+            writer = metrics_lib.MetricsWriter(workdir)
+            throughput = _Throughput(cfg, state.params)
+            start_step = int(state.step)
+            bar = _progress_bar(cfg, start_step)
+            last_train, last_eval = {}, {}
             for step in range(start_step, cfg.total_steps):
+                t0 = time.perf_counter()
                 rows = rows_at(tokens_seen)
                 micro = [pipeline.next_batch(micro_rows) for _ in range(rows // micro_rows)]
                 batch = inputs.to_global(_stack(micro), train_batch_sharding, micro_rows, row_axis=1)
-                t0 = time.perf_counter()
                 state, m = train_step(state, batch)
                 m = jax.device_get(m)
-                elapsed = time.perf_counter() - t0
                 if not bool(m["finite"]):
                     checkpointer.wait()
                     raise NonFiniteLossError(
@@ -137,26 +104,13 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                         f"{checkpointer.latest_step()} in {checkpointer.directory}"
                     )
                 tokens_seen += rows * seq_len
-                if step > start_step:  # the first step of a run includes compilation
-                    window_tokens += float(m["tokens"])
-                    window_time += elapsed
-                    window_steps += 1
+                # The first step of a run includes compilation: leave it out of the throughput.
+                throughput.add(m, rows, time.perf_counter() - t0, count=step > start_step)
                 done = step + 1
-                if flops_per_token is None:
-                    flops_per_token = metrics_lib.train_flops_per_token(
-                        state.params, cfg.model, seq_len, float(m["targets"]) / (rows * seq_len)
-                    )
                 if done % cfg.log_every == 0 or done == cfg.total_steps:
                     last_train = {k: float(m[k]) for k in ("loss", "accuracy", "grad_norm", "learning_rate")}
-                    last_train["batch_rows"] = rows
-                    last_train["tokens_seen"] = tokens_seen
-                    last_train["packing_efficiency"] = pipeline.packing_efficiency
-                    if window_steps:
-                        tps = window_tokens / window_time
-                        last_train["tokens_per_sec"] = tps
-                        if peak:
-                            last_train["mfu"] = tps * flops_per_token / (peak * jax.device_count())
-                    window_tokens, window_time, window_steps = 0.0, 0.0, 0
+                    last_train.update(batch_rows=rows, tokens_seen=tokens_seen,
+                                      packing_efficiency=pipeline.packing_efficiency, **throughput.report())
                     writer.write(done, "train", last_train)
                 if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.total_steps):
                     last_eval = _evaluate(cfg, eval_step, state.params, eval_docs, tokenizer, eval_batch_sharding)
@@ -173,7 +127,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         finally:
             if bar is not None:
                 bar.close()
-            writer.close()
+            if writer is not None:
+                writer.close()
             checkpointer.close()
 
     if cfg.export_hf and jax.process_index() == 0:
@@ -181,6 +136,49 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
         hf.save_pretrained(os.path.join(workdir, "hf"), module, jax.device_get(state.params))
     return {"train": last_train, "eval": last_eval, "step": int(state.step), "tokens_seen": tokens_seen}
+
+
+def _restore_or_init(cfg, module, tx, shardings, checkpointer, pipeline) -> tuple[state_lib.TrainState, int]:
+    """Resume from this run's latest checkpoint, else initialise (from `init_from`'s weights if set)."""
+    abstract = state_lib.abstract_state(module, tx, shardings, cfg.seq_len)
+    latest = checkpointer.latest_step()
+    if latest is not None:
+        state, progress = checkpointer.restore(latest, abstract)
+        pipeline.set_state(progress["data_state"])
+        return state, int(progress["tokens_seen"])
+    state = state_lib.init_state(module, tx, jax.random.key(cfg.seed), shardings, cfg.seq_len)
+    if cfg.init_from:
+        state = state.replace(params=_weights_from(cfg.init_from, abstract))
+    return state, 0
+
+
+class _Throughput:
+    """Real (non-padding) tokens per second between log points, and the MFU they imply."""
+
+    def __init__(self, cfg, params):
+        self.cfg, self.params = cfg, params
+        self.peak = metrics_lib.peak_flops_per_device(cfg.peak_flops_per_device)
+        self.flops_per_token = None
+        self.tokens = self.seconds = 0.0
+
+    def add(self, m, rows: int, seconds: float, *, count: bool) -> None:
+        if self.flops_per_token is None:
+            masked_fraction = float(m["targets"]) / (rows * self.cfg.seq_len)
+            self.flops_per_token = metrics_lib.train_flops_per_token(
+                self.params, self.cfg.model, self.cfg.seq_len, masked_fraction
+            )
+        if count:
+            self.tokens += float(m["tokens"])
+            self.seconds += seconds
+
+    def report(self) -> dict[str, float]:
+        out = {}
+        if self.seconds:
+            out["tokens_per_sec"] = self.tokens / self.seconds
+            if self.peak:
+                out["mfu"] = out["tokens_per_sec"] * self.flops_per_token / (self.peak * jax.device_count())
+        self.tokens = self.seconds = 0.0
+        return out
 
 
 def _weights_from(init_from: str, abstract: state_lib.TrainState) -> Any:

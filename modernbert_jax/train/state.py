@@ -8,7 +8,7 @@ like the parameters they track.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import flax
 import flax.linen as nn
@@ -25,14 +25,6 @@ class TrainState:
     step: jax.Array  # optimiser steps taken; also the learning-rate schedule's step
     params: Any
     opt_state: optim.StableAdamWState
-
-
-def param_shardings(module: nn.Module, mesh: Mesh, rules: Sequence, seq_len: int) -> Any:
-    """NamedShardings of `module`'s params from their logical axis names."""
-    ids = jnp.zeros((1, seq_len), jnp.int32)
-    boxed = jax.eval_shape(lambda r: module.init(r, ids), jax.random.key(0))["params"]
-    specs = nn.get_partition_spec(boxed)
-    return nn.logical_to_mesh_sharding(specs, mesh, rules)
 
 
 def state_shardings(params_sharding: Any, mesh: Mesh) -> TrainState:
