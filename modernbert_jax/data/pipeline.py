@@ -43,6 +43,7 @@ still waiting in the packing buffer; ``set_state`` re-tokenizes those documents.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Protocol
 
@@ -50,6 +51,8 @@ import numpy as np
 
 from modernbert_jax.data import masking, packing
 from modernbert_jax.data.sources import DocumentSource
+
+log = logging.getLogger(__name__)
 
 STATE_FORMAT = "modernbert_jax.data.PretrainPipeline/1"
 READ_GROUP = 32  # documents tokenized per call
@@ -218,6 +221,8 @@ class PretrainPipeline:
             if self._cursor == len(self._order):
                 if self.num_epochs is not None and self._epoch + 1 >= self.num_epochs:
                     return
+                log.info("finished reading epoch %d after %d batches; packing efficiency so far %.4f",
+                         self._epoch, self._step, self.packing_efficiency)
                 self._epoch += 1
                 self._cursor = 0
                 self._order = self._permutation(self._epoch)
