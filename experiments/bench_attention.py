@@ -16,6 +16,7 @@ memory are recorded as skipped. Results go to --out as JSON and a table is print
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -31,7 +32,7 @@ from absl import app, flags  # noqa: E402
 
 from modernbert_jax.attention import xla_attention  # noqa: E402
 from modernbert_jax.kernels.blocked import blocked_attention  # noqa: E402
-from modernbert_jax.kernels.pallas_attention import flash_attention  # noqa: E402
+from modernbert_jax.kernels.pallas_attention import BlockSizes, flash_attention  # noqa: E402
 
 _CPU = flags.DEFINE_bool("cpu", False, "CPU mode: blocked local vs dense at T=8192 only.")
 _OUT = flags.DEFINE_string("out", None, "JSON path; default experiments/results/bench_attention_<backend>.json.")
@@ -42,6 +43,11 @@ _HEAD_DIM = flags.DEFINE_integer("head_dim", 64, "Head dimension.")
 _WINDOW = flags.DEFINE_integer("window", 64, "Local half-width w (|i - j| <= w).")
 _MIN_TIME = flags.DEFINE_float("min_time", 0.25, "Seconds of timed runs per measurement (at least 3 runs).")
 _FLEX_SEQ_LENS = flags.DEFINE_list("flex_seq_lens", ["8192"], "T values to run FlexAttention at (it compiles per shape).")
+_PALLAS_BLOCKS = flags.DEFINE_list(
+    "pallas_blocks", None, "Six ints: block_q,block_k,block_q_dq,block_k_dq,block_q_dkv,block_k_dkv (default BlockSizes())."
+)
+_PALLAS_WARPS = flags.DEFINE_integer("pallas_num_warps", None, "Triton num_warps (default: 4 for D<=64, else 8).")
+_PALLAS_STAGES = flags.DEFINE_integer("pallas_num_stages", 2, "Triton num_stages.")
 _SEED = flags.DEFINE_integer("seed", 0, "PRNG seed for the inputs.")
 
 
@@ -75,7 +81,9 @@ def jax_impls(backend: str) -> dict[str, Callable]:
         "blocked": blocked_attention,
     }
     if backend == "gpu":
-        impls["pallas"] = flash_attention
+        sizes = [int(x) for x in _PALLAS_BLOCKS.value] if _PALLAS_BLOCKS.value else []
+        blocks = BlockSizes(*sizes, num_warps=_PALLAS_WARPS.value, num_stages=_PALLAS_STAGES.value)
+        impls["pallas"] = functools.partial(flash_attention, block_sizes=blocks)
     return impls
 
 
@@ -232,6 +240,9 @@ def main(argv: list[str]) -> None:
                 "device": getattr(device, "device_kind", str(device)),
                 "jax_version": jax.__version__,
                 "seed": _SEED.value,
+                "pallas_blocks": _PALLAS_BLOCKS.value,
+                "pallas_num_warps": _PALLAS_WARPS.value,
+                "pallas_num_stages": _PALLAS_STAGES.value,
                 "results": records,
                 "ratios": ratios,
             },

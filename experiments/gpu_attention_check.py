@@ -28,7 +28,8 @@ _BENCH_TIMEOUT = flags.DEFINE_integer("bench_timeout", 240, "Seconds allowed for
 
 def run_step(name: str, command: list[str], timeout: int, log_path: str) -> dict:
     """Run one step with output teed to a log; a timeout is recorded, not raised."""
-    env = dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false")
+    # tests/conftest.py defaults JAX_PLATFORMS to cpu; the point here is the GPU.
+    env = dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false", JAX_PLATFORMS="cuda")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
     start = time.time()
     with open(log_path, "w") as log:

@@ -158,8 +158,10 @@ def test_key_ranges_cover_exactly_the_visible_keys(window):
     np.testing.assert_array_equal(in_range, mask)
 
 
-@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float32])
-@pytest.mark.parametrize("head_dim,window", [(64, 64), (128, None), (64, None)])
+@pytest.mark.parametrize(
+    "dtype,head_dim,window",
+    [(jnp.bfloat16, 64, 64), (jnp.bfloat16, 64, None), (jnp.bfloat16, 128, 64), (jnp.float16, 64, 64), (jnp.float32, 64, 64), (jnp.float32, 128, None)],
+)
 def test_pallas_lowers_for_cuda(dtype, head_dim, window):
     """Lower forward and backward through Pallas -> Triton for CUDA, without a GPU.
 

@@ -38,6 +38,10 @@ _LOG2E = math.log2(math.e)
 _MIN_BLOCK = 16
 
 
+def _next_power_of_2(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
+
+
 @dataclasses.dataclass(frozen=True)
 class BlockSizes:
     """Tile sizes and Triton launch parameters, per kernel.
@@ -58,7 +62,7 @@ class BlockSizes:
 
     def clamped(self, length: int) -> "BlockSizes":
         """Shrink blocks for short sequences (never below Triton's minimum of 16)."""
-        cap = max(_MIN_BLOCK, pl.next_power_of_2(length))
+        cap = max(_MIN_BLOCK, _next_power_of_2(length))
         names = ("block_q", "block_k", "block_q_dq", "block_k_dq", "block_q_dkv", "block_k_dkv")
         for name in names:
             size = getattr(self, name)
@@ -322,7 +326,7 @@ def flash_attention(
     batch, length, heads, head_dim = q.shape
     blocks = (block_sizes or BlockSizes()).clamped(length)
     padded = -(-length // blocks.largest) * blocks.largest
-    padded_dim = max(_MIN_BLOCK, pl.next_power_of_2(head_dim))
+    padded_dim = max(_MIN_BLOCK, _next_power_of_2(head_dim))
     pad = [(0, 0), (0, padded - length), (0, 0), (0, padded_dim - head_dim)]
     seg = jnp.pad(segment_ids.astype(jnp.int32), [(0, 0), (0, padded - length)])
     lo, hi = key_ranges(seg, window)
