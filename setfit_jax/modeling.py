@@ -127,13 +127,13 @@ class SetFitModel:
 
     def _check_fitted(self) -> None:
         if not self.fitted:
-            raise RuntimeError("the head is not trained: call Trainer(...).train() or model.fit_head(...) first")
+            raise RuntimeError("the head is not trained: call Trainer(model, ...).train() first")
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities ``[N, C]`` (columns in ``labels`` order)."""
-        self._check_fitted()
         if isinstance(texts, str):
             raise TypeError("predict_proba takes a list of texts, not a single string")
+        self._check_fitted()
         emb = self.encode(texts)
         if self.has_differentiable_head:
             return np.asarray(self.model_head.probabilities(self.model_head.params, jnp.asarray(emb)))
@@ -144,9 +144,9 @@ class SetFitModel:
 
     def predict(self, texts: Sequence[str], use_labels: bool = True) -> np.ndarray | list:
         """Predicted labels (as trained: strings or ints), or class ids with ``use_labels=False``."""
-        self._check_fitted()
         if isinstance(texts, str):
             raise TypeError("predict takes a list of texts, not a single string")
+        self._check_fitted()
         if self.multilabel:
             if self.has_differentiable_head:
                 return (self.predict_proba(texts) >= 0.5).astype(np.int64)
