@@ -10,6 +10,8 @@ Writes under $OUT (default experiments/results):
   bench_attention_gpu.json / .log  experiments/bench_attention.py
   gpu_attention_check.json         exit codes, timings and versions of both steps
 Each step runs in its own process under a time limit, so the whole check ends in ~5 minutes.
+If the GPU machine's Python has no pytest, carry the pure-Python pytest packages of the CPU
+venv (see --pytest_site); they are put on the test step's path, nothing else from the venv.
 """
 
 from __future__ import annotations
@@ -18,19 +20,40 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 from absl import app, flags
 
 _TEST_TIMEOUT = flags.DEFINE_integer("test_timeout", 150, "Seconds allowed for the kernel tests.")
 _BENCH_TIMEOUT = flags.DEFINE_integer("bench_timeout", 240, "Seconds allowed for the benchmark.")
+_PYTEST_SITE = flags.DEFINE_string(
+    "pytest_site",
+    ".venv/lib/python3.11/site-packages",
+    "Where to borrow pytest (pure Python) from if the GPU machine's Python lacks it.",
+)
+# pytest and its pure-Python dependencies: safe to borrow across Python versions.
+_PYTEST_PACKAGES = ("_pytest", "pytest", "py.py", "pluggy", "iniconfig", "packaging", "pygments")
 
 
-def run_step(name: str, command: list[str], timeout: int, log_path: str) -> dict:
-    """Run one step with output teed to a log; a timeout is recorded, not raised."""
+def pytest_path() -> str | None:
+    """None if pytest imports here; else a directory linking only pytest's own packages."""
+    if subprocess.run([sys.executable, "-c", "import pytest"], capture_output=True).returncode == 0:
+        return None
+    borrowed = tempfile.mkdtemp(prefix="pytest_site_")
+    for name in _PYTEST_PACKAGES:
+        source = os.path.abspath(os.path.join(_PYTEST_SITE.value, name))
+        if os.path.exists(source):
+            os.symlink(source, os.path.join(borrowed, name))
+    print(f"pytest missing: borrowing {sorted(os.listdir(borrowed))} from {_PYTEST_SITE.value}", flush=True)
+    return borrowed
+
+
+def run_step(name: str, command: list[str], timeout: int, log_path: str, extra_path: str | None = None) -> dict:
+    """Run one step with its output in a log; a timeout is recorded, not raised."""
     # tests/conftest.py defaults JAX_PLATFORMS to cpu; the point here is the GPU.
     env = dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false", JAX_PLATFORMS="cuda")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH"), extra_path]))
     start = time.time()
     with open(log_path, "w") as log:
         try:
@@ -61,6 +84,7 @@ def main(argv: list[str]) -> None:
          f"--junitxml={os.path.join(out, 'attention_tests_gpu.xml')}", "tests/test_attention_kernels.py"],
         _TEST_TIMEOUT.value,
         os.path.join(out, "attention_tests_gpu.log"),
+        extra_path=pytest_path(),
     )
     summary["bench"] = run_step(
         "benchmark",
