@@ -114,15 +114,19 @@ def flex_available() -> bool:
         return False
 
 
-def bench_flex(batch: int, length: int, heads: int, window: Optional[int]) -> dict:
-    """PyTorch FlexAttention with a sliding-window + document block mask (it skips blocks too)."""
+def bench_flex(batch: int, length: int, heads: int, window: Optional[int], device: str = "cuda") -> dict:
+    """PyTorch FlexAttention with a sliding-window + document block mask (it skips blocks too).
+
+    bfloat16 on CUDA; ``device="cpu"`` (float32) exists to check this code without a GPU.
+    """
     import torch
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
-    generator = torch.Generator(device="cuda").manual_seed(_SEED.value)
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    generator = torch.Generator(device=device).manual_seed(_SEED.value)
     shape = (batch, heads, length, _HEAD_DIM.value)
-    q, k, v, do = (torch.randn(shape, device="cuda", dtype=torch.bfloat16, generator=generator) for _ in range(4))
-    document = torch.ones((batch, length), device="cuda", dtype=torch.int32)
+    q, k, v, do = (torch.randn(shape, device=device, dtype=dtype, generator=generator) for _ in range(4))
+    document = torch.ones((batch, length), device=device, dtype=torch.int32)
 
     def mask_mod(b, h, q_idx, kv_idx):
         same_document = document[b, q_idx] == document[b, kv_idx]
@@ -130,7 +134,7 @@ def bench_flex(batch: int, length: int, heads: int, window: Optional[int]) -> di
             return same_document
         return same_document & ((q_idx - kv_idx).abs() <= window)
 
-    block_mask = create_block_mask(mask_mod, batch, None, length, length, device="cuda")
+    block_mask = create_block_mask(mask_mod, batch, None, length, length, device=device)
     attend = torch.compile(flex_attention)
     qg, kg, vg = (x.clone().requires_grad_(True) for x in (q, k, v))
 
@@ -141,10 +145,11 @@ def bench_flex(batch: int, length: int, heads: int, window: Optional[int]) -> di
     def forward_backward():
         return torch.autograd.grad(attend(qg, kg, vg, block_mask=block_mask), (qg, kg, vg), do)
 
-    sync = lambda _: torch.cuda.synchronize()  # noqa: E731
+    sync = (lambda _: torch.cuda.synchronize()) if device == "cuda" else (lambda _: None)
     result = {"fwd_s": time_call(forward, sync), "fwd_bwd_s": time_call(forward_backward, sync)}
     del block_mask, q, k, v, do, qg, kg, vg
-    torch.cuda.empty_cache()
+    if device == "cuda":
+        torch.cuda.empty_cache()
     return result
 
 
@@ -203,6 +208,11 @@ def main(argv: list[str]) -> None:
         impl_names = list(jax_impls(backend))
     impls = jax_impls(backend)
     use_flex = not _CPU.value and flex_available()
+    out = _OUT.value or os.path.join("experiments", "results", f"bench_attention_{'cpu' if _CPU.value else backend}.json")
+
+    def add(record: dict) -> None:
+        records.append(record)
+        write_results(out, records, compute_ratios(records, window))
 
     for length in lengths:
         batch = 1 if _CPU.value else max(1, _TOKENS.value // length)
@@ -210,33 +220,40 @@ def main(argv: list[str]) -> None:
             base = {"T": length, "B": batch, "H": heads, "D": _HEAD_DIM.value, "window": mode_window, "dtype": jnp.dtype(dtype).name}
             if use_flex and str(length) in _FLEX_SEQ_LENS.value:
                 # Before JAX allocates: torch releases its cache afterwards, JAX's allocator keeps its.
-                records.append(run("flex", lambda: bench_flex(batch, length, heads, mode_window), base))
+                add(run("flex", lambda: bench_flex(batch, length, heads, mode_window), base))
             for name in impl_names:
                 if name == "blocked" and mode_window is None:
                     continue  # global blocked attention *is* the xla path
-                records.append(run(name, lambda: bench_jax(impls[name], batch, length, heads, mode_window, dtype), base))
+                add(run(name, lambda: bench_jax(impls[name], batch, length, heads, mode_window, dtype), base))
 
-    ratios = {}
-    if _CPU.value:
-        ratios["blocked_vs_xla_local_8192_fwd"] = ratio(records, ("xla", 8192, window), ("blocked", 8192, window), "fwd_s")
-        ratios["blocked_vs_xla_local_8192_fwd_bwd"] = ratio(records, ("xla", 8192, window), ("blocked", 8192, window), "fwd_bwd_s")
-    else:
-        for key in ("fwd_s", "fwd_bwd_s"):
-            tag = key[:-2]
-            ratios[f"pallas_vs_xla_local_8192_{tag}"] = ratio(records, ("xla", 8192, window), ("pallas", 8192, window), key)
-            ratios[f"pallas_local_vs_global_8192_{tag}"] = ratio(records, ("pallas", 8192, None), ("pallas", 8192, window), key)
-            ratios[f"pallas_vs_flex_local_8192_{tag}"] = ratio(records, ("flex", 8192, window), ("pallas", 8192, window), key)
+    ratios = compute_ratios(records, window)
     print("\nspeed-up ratios (time of the first / time of the second, >1 means the second is faster):")
     for name, value in ratios.items():
         print(f"  {name:<40} {'n/a' if value is None else f'{value:.2f}x'}")
+    print(f"wrote {out}")
 
-    out = _OUT.value or os.path.join("experiments", "results", f"bench_attention_{'cpu' if _CPU.value else backend}.json")
+
+def compute_ratios(records: list[dict], window: int) -> dict:
+    ratios = {}
+    for key in ("fwd_s", "fwd_bwd_s"):
+        tag = key[:-2]
+        if _CPU.value:
+            ratios[f"blocked_vs_xla_local_8192_{tag}"] = ratio(records, ("xla", 8192, window), ("blocked", 8192, window), key)
+        else:
+            ratios[f"pallas_vs_xla_local_8192_{tag}"] = ratio(records, ("xla", 8192, window), ("pallas", 8192, window), key)
+            ratios[f"pallas_local_vs_global_8192_{tag}"] = ratio(records, ("pallas", 8192, None), ("pallas", 8192, window), key)
+            ratios[f"pallas_vs_flex_local_8192_{tag}"] = ratio(records, ("flex", 8192, window), ("pallas", 8192, window), key)
+    return ratios
+
+
+def write_results(out: str, records: list[dict], ratios: dict) -> None:
+    """Rewritten after every configuration, so a run cut short by a time limit keeps its results."""
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     device = jax.devices()[0]
     with open(out, "w") as f:
         json.dump(
             {
-                "backend": backend,
+                "backend": jax.default_backend(),
                 "device": getattr(device, "device_kind", str(device)),
                 "jax_version": jax.__version__,
                 "seed": _SEED.value,
@@ -249,7 +266,6 @@ def main(argv: list[str]) -> None:
             f,
             indent=2,
         )
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
