@@ -35,7 +35,7 @@ from modernbert_jax.kernels.blocked import blocked_attention  # noqa: E402
 from modernbert_jax.kernels.pallas_attention import BlockSizes, flash_attention  # noqa: E402
 
 _CPU = flags.DEFINE_bool("cpu", False, "CPU mode: blocked local vs dense at T=8192 only.")
-_OUT = flags.DEFINE_string("out", None, "JSON path; default experiments/results/bench_attention_<backend>.json.")
+_OUT = flags.DEFINE_string("out", None, "JSON path; default experiments/results/bench_attention_<backend>[_sweep].json.")
 _SEQ_LENS = flags.DEFINE_list("seq_lens", ["512", "1024", "8192", "16384"], "Sequence lengths (GPU mode).")
 _TOKENS = flags.DEFINE_integer("tokens", 16384, "Tokens per batch: batch = max(1, tokens // T).")
 _HEADS = flags.DEFINE_integer("heads", 12, "Attention heads (GPU mode; CPU mode uses 2).")
@@ -48,7 +48,20 @@ _PALLAS_BLOCKS = flags.DEFINE_list(
 )
 _PALLAS_WARPS = flags.DEFINE_integer("pallas_num_warps", None, "Triton num_warps (default: 4 for D<=64, else 8).")
 _PALLAS_STAGES = flags.DEFINE_integer("pallas_num_stages", 2, "Triton num_stages.")
+_SWEEP = flags.DEFINE_bool(
+    "pallas_sweep", False, "Instead of the table: time candidate Pallas tile shapes at T=8192, local and global."
+)
 _SEED = flags.DEFINE_integer("seed", 0, "PRNG seed for the inputs.")
+
+# Candidate (block_q, block_k, block_q_dq, block_k_dq, block_q_dkv, block_k_dkv, num_warps) for --pallas_sweep.
+SWEEP_CANDIDATES = (
+    (64, 64, 64, 64, 64, 64, 4),
+    (128, 64, 64, 64, 64, 64, 4),
+    (128, 64, 64, 64, 64, 64, 8),
+    (128, 32, 128, 32, 32, 128, 4),
+    (64, 32, 64, 32, 32, 64, 4),
+    (128, 128, 64, 128, 128, 64, 8),
+)
 
 
 def visible_pairs(length: int, window: Optional[int]) -> int:
@@ -174,6 +187,8 @@ def run(impl_name: str, bench: Callable[[], dict], base: dict) -> dict:
 def print_row(record: dict) -> None:
     mode = "global" if record["window"] is None else f"w={record['window']}"
     head = f"{record['impl']:>8} {mode:>7} T={record['T']:>6} B={record['B']:>3}"
+    if "blocks" in record:
+        head += f" blocks={record['blocks']} warps={record['num_warps']}"
     if "skipped" in record:
         print(f"{head}  skipped: {record['skipped']}", flush=True)
     else:
@@ -208,11 +223,23 @@ def main(argv: list[str]) -> None:
         impl_names = list(jax_impls(backend))
     impls = jax_impls(backend)
     use_flex = not _CPU.value and flex_available()
-    out = _OUT.value or os.path.join("experiments", "results", f"bench_attention_{'cpu' if _CPU.value else backend}.json")
+    suffix = "cpu" if _CPU.value else backend + ("_sweep" if _SWEEP.value else "")
+    out = _OUT.value or os.path.join("experiments", "results", f"bench_attention_{suffix}.json")
 
     def add(record: dict) -> None:
         records.append(record)
         write_results(out, records, compute_ratios(records, window))
+
+    if _SWEEP.value:
+        batch, length = max(1, _TOKENS.value // 8192), 8192
+        for *sizes, warps in SWEEP_CANDIDATES:
+            blocks = BlockSizes(*sizes, num_warps=warps, num_stages=_PALLAS_STAGES.value)
+            for mode_window in (window, None):
+                base = {"T": length, "B": batch, "H": heads, "D": _HEAD_DIM.value, "window": mode_window,
+                        "dtype": jnp.dtype(dtype).name, "blocks": sizes, "num_warps": warps}
+                fn = functools.partial(flash_attention, block_sizes=blocks)
+                add(run("pallas", lambda: bench_jax(fn, batch, length, heads, mode_window, dtype), base))
+        return
 
     for length in lengths:
         batch = 1 if _CPU.value else max(1, _TOKENS.value // length)
