@@ -35,6 +35,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         sampling_strategy="oversampling",
         loss="cosine_similarity",
     ))
+    # CPU threads for both libraries (0 = each library's default). On a shared machine one
+    # thread each avoids oversubscription, which slows torch's OpenMP pool by 5-10x.
+    cfg.threads = 1
     cfg.out = ""  # JSON path; "" = experiments/results/fewshot_setfit_<backbone>_<shots>shot.json
     cfg.lock()
     return cfg

@@ -96,6 +96,19 @@ def run_ours(cfg, train, test, seed: int) -> dict:
             "final_loss": float(np.mean(history["embedding_loss"][-10:]))}
 
 
+def limit_threads(threads: int) -> None:
+    """Pin XLA (before its backend starts) and torch to ``threads`` CPU threads; 0 leaves defaults."""
+    if threads <= 0:
+        return
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
+                               f"intra_op_parallelism_threads={threads}").strip()
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)
+
+
 def run_reference(cfg, train, test, seed: int, model_path: str) -> dict:
     """The ``setfit`` library (torch, CPU) with the same arguments; accuracy computed as ours."""
     import torch
@@ -138,6 +151,7 @@ def main(argv):
     from setfit_jax import data
 
     cfg = _CONFIG.value
+    limit_threads(cfg.threads)
     train_pool, test = load_splits(cfg)
     reference = cfg.reference and cfg.backbone == "minilm"
     if cfg.reference and not reference:
@@ -148,7 +162,8 @@ def main(argv):
         except ImportError:
             logging.warning("setfit is not installed: reporting our numbers only")
             reference = False
-    results = {"config": cfg.to_dict(), "test_size": len(test[0]), "cpu_count": os.cpu_count(), "seeds": []}
+    results = {"config": cfg.to_dict(), "test_size": len(test[0]), "cpu_count": os.cpu_count(),
+               "load_average_at_start": os.getloadavg(), "seeds": []}
     for seed in cfg.seeds:
         idx = data.sample_per_class(train_pool[1], cfg.shots, seed)
         train = ([train_pool[0][i] for i in idx], [train_pool[1][i] for i in idx])

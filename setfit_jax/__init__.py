@@ -6,11 +6,12 @@
 """
 
 from setfit_jax.data import load_records, sample_per_class
+from setfit_jax.distillation import DistillationTrainer
 from setfit_jax.encoder import SentenceEncoder
 from setfit_jax.modeling import SetFitModel
 from setfit_jax.sampler import PairSampler
 from setfit_jax.trainer import Trainer
 from setfit_jax.training_args import TrainingArguments
 
-__all__ = ["SetFitModel", "Trainer", "TrainingArguments", "SentenceEncoder", "PairSampler",
+__all__ = ["SetFitModel", "Trainer", "DistillationTrainer", "TrainingArguments", "SentenceEncoder", "PairSampler",
            "load_records", "sample_per_class"]

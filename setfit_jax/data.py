@@ -77,13 +77,16 @@ def to_examples(
     dataset: Any,
     *,
     text_column: str = "text",
-    label_column: str = "label",
+    label_column: str | None = "label",
     require_text: bool = True,
-) -> tuple[list[str], list]:
-    """``(texts, labels)`` from a dataset; bytes are decoded, numpy scalars become Python values."""
+) -> tuple[list[str], list | None]:
+    """``(texts, labels)`` from a dataset; bytes are decoded, numpy scalars become Python values.
+
+    ``label_column=None`` reads texts only (distillation data) and returns ``labels=None``.
+    """
     texts, labels = _columns(dataset, text_column, label_column)
     texts = [_decode(t) for t in texts]
-    labels = [_decode(y) for y in labels]
+    labels = None if labels is None else [_decode(y) for y in labels]
     if len(texts) == 0:
         raise ValueError("the dataset is empty")
     for i, t in enumerate(texts):
@@ -91,7 +94,7 @@ def to_examples(
             raise TypeError(f"{text_column}[{i}] is {type(t).__name__}, expected str")
         if require_text and not t.strip():
             raise ValueError(f"{text_column}[{i}] is empty; remove empty texts from the training data")
-    for i, y in enumerate(labels):
+    for i, y in enumerate(labels or []):
         if _is_missing(y):
             raise ValueError(f"{label_column}[{i}] is missing (None/NaN)")
     return texts, labels
@@ -154,7 +157,3 @@ def load_records(path: str | os.PathLike, *, text_column: str = "text", label_co
                 raise ValueError(f"{path}: row {i} has no {c!r} field; fields are {sorted(row)}")
     return [{"text": r[text_column], "label": r[label_column]} for r in rows]
 
-
-def batched(items: Sequence, size: int) -> Iterable[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start: start + size]

