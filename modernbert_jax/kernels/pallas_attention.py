@@ -211,9 +211,9 @@ def _params(blocks: BlockSizes, head_dim: int):
     return triton_compiler_params(num_warps=num_warps, num_stages=blocks.num_stages)
 
 
-def _row_block(block: int):
-    """BlockSpec for a ``[B, T, H, D]`` tile of ``block`` rows, grid (blocks, B, H)."""
-    return lambda d: pl.BlockSpec((None, block, None, d), lambda i, b, h: (b, i, h, 0))
+def _row_tile(block: int, dim: int):
+    """BlockSpec for the ``block`` rows of one (batch, head) of ``[B, T, H, D]``; grid (blocks, B, H)."""
+    return pl.BlockSpec((None, block, None, dim), lambda i, b, h: (b, i, h, 0))
 
 
 def _forward(q, k, v, seg, lo, hi, window, scale, blocks: BlockSizes, interpret):
@@ -225,7 +225,7 @@ def _forward(q, k, v, seg, lo, hi, window, scale, blocks: BlockSizes, interpret)
         kernel,
         grid=(length // bq, batch, heads),
         in_specs=[
-            _row_block(bq)(dim),
+            _row_tile(bq, dim),
             full,
             full,
             pl.BlockSpec((None, length), lambda i, b, h: (b, 0)),
@@ -233,7 +233,7 @@ def _forward(q, k, v, seg, lo, hi, window, scale, blocks: BlockSizes, interpret)
             pl.BlockSpec((None, bq), lambda i, b, h: (b, i)),
         ],
         out_specs=[
-            _row_block(bq)(dim),
+            _row_tile(bq, dim),
             pl.BlockSpec((None, None, bq), lambda i, b, h: (b, h, i)),
         ],
         out_shape=[
@@ -260,8 +260,8 @@ def _backward(q, k, v, seg, lo, hi, out, lse, do, window, scale, blocks: BlockSi
     dq = pl.pallas_call(
         functools.partial(_dq_kernel, scale=scale, window=window, block_q=bq, block_k=bk),
         grid=(length // bq, batch, heads),
-        in_specs=[_row_block(bq)(dim), full, full, full_seg, rows, rows, _row_block(bq)(dim), stat, stat],
-        out_specs=_row_block(bq)(dim),
+        in_specs=[_row_tile(bq, dim), full, full, full_seg, rows, rows, _row_tile(bq, dim), stat, stat],
+        out_specs=_row_tile(bq, dim),
         out_shape=jax.ShapeDtypeStruct(q.shape, q.dtype),
         compiler_params=_params(blocks, dim),
         interpret=interpret,
@@ -273,8 +273,8 @@ def _backward(q, k, v, seg, lo, hi, out, lse, do, window, scale, blocks: BlockSi
     dk, dv = pl.pallas_call(
         functools.partial(_dkv_kernel, scale=scale, window=window, block_q=bq, block_k=bk),
         grid=(length // bk, batch, heads),
-        in_specs=[full, _row_block(bk)(dim), _row_block(bk)(dim), full_seg, rows, rows, full, full_stat, full_stat],
-        out_specs=[_row_block(bk)(dim), _row_block(bk)(dim)],
+        in_specs=[full, _row_tile(bk, dim), _row_tile(bk, dim), full_seg, rows, rows, full, full_stat, full_stat],
+        out_specs=[_row_tile(bk, dim), _row_tile(bk, dim)],
         out_shape=[jax.ShapeDtypeStruct(k.shape, k.dtype), jax.ShapeDtypeStruct(v.shape, v.dtype)],
         compiler_params=_params(blocks, dim),
         interpret=interpret,
