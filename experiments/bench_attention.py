@@ -41,8 +41,9 @@ _TOKENS = flags.DEFINE_integer("tokens", 16384, "Tokens per batch: batch = max(1
 _HEADS = flags.DEFINE_integer("heads", 12, "Attention heads (GPU mode; CPU mode uses 2).")
 _HEAD_DIM = flags.DEFINE_integer("head_dim", 64, "Head dimension.")
 _WINDOW = flags.DEFINE_integer("window", 64, "Local half-width w (|i - j| <= w).")
-_MIN_TIME = flags.DEFINE_float("min_time", 0.25, "Seconds of timed runs per measurement (at least 3 runs).")
+_MIN_TIME = flags.DEFINE_float("min_time", 0.2, "Seconds of timed runs per measurement (at least 3 runs).")
 _FLEX_SEQ_LENS = flags.DEFINE_list("flex_seq_lens", ["8192"], "T values to run FlexAttention at (it compiles per shape).")
+_FLEX_GLOBAL = flags.DEFINE_bool("flex_global", False, "Also run FlexAttention for global attention (another compile).")
 _PALLAS_BLOCKS = flags.DEFINE_list(
     "pallas_blocks", None, "Six ints: block_q,block_k,block_q_dq,block_k_dq,block_q_dkv,block_k_dkv (default BlockSizes())."
 )
@@ -245,7 +246,7 @@ def main(argv: list[str]) -> None:
         batch = 1 if _CPU.value else max(1, _TOKENS.value // length)
         for mode_window in (window,) if _CPU.value else (window, None):
             base = {"T": length, "B": batch, "H": heads, "D": _HEAD_DIM.value, "window": mode_window, "dtype": jnp.dtype(dtype).name}
-            if use_flex and str(length) in _FLEX_SEQ_LENS.value:
+            if use_flex and str(length) in _FLEX_SEQ_LENS.value and (mode_window is not None or _FLEX_GLOBAL.value):
                 # Before JAX allocates: torch releases its cache afterwards, JAX's allocator keeps its.
                 add(run("flex", lambda: bench_flex(batch, length, heads, mode_window), base))
             for name in impl_names:

@@ -26,7 +26,7 @@ import time
 from absl import app, flags
 
 _TEST_TIMEOUT = flags.DEFINE_integer("test_timeout", 150, "Seconds allowed for the kernel tests.")
-_BENCH_TIMEOUT = flags.DEFINE_integer("bench_timeout", 240, "Seconds allowed for the benchmark.")
+_BENCH_TIMEOUT = flags.DEFINE_integer("bench_timeout", 180, "Seconds allowed for the benchmark.")
 _PYTEST_SITE = flags.DEFINE_string(
     "pytest_site",
     ".venv/lib/python3.11/site-packages",
