@@ -121,9 +121,10 @@ def test_every_attention_impl_gives_the_same_encoder(impl):
     """
     cfg = config_lib.model_config("tiny").copy_and_resolve_references()
     cfg.update(hidden_size=64, num_heads=2, intermediate_size=96, num_layers=3, local_attention=16)
-    seg = jnp.asarray([[1] * 19 + [2] * 15 + [0] * 6, [1] * 40])
-    pos = jnp.asarray([list(range(19)) + list(range(15)) + [0] * 6, list(range(40))])
-    ids = jnp.asarray(np.random.default_rng(4).integers(1, cfg.vocab_size, (2, 40)), jnp.int32)
+    # T=80 with w=8: long enough that the blocked path really runs banded (not its dense fallback).
+    seg = jnp.asarray([[1] * 37 + [2] * 31 + [0] * 12, [1] * 80])
+    pos = jnp.asarray([list(range(37)) + list(range(31)) + [0] * 12, list(range(80))])
+    ids = jnp.asarray(np.random.default_rng(4).integers(1, cfg.vocab_size, (2, 80)), jnp.int32)
     params = model.init_params(model.Encoder(cfg), jax.random.key(2))
 
     def run(attention_impl):
