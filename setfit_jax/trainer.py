@@ -15,16 +15,19 @@ once without dropout (the reference recomputes them every step with the body's d
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 
 from setfit_jax import data, heads, losses, optim, packing, sampler
+from setfit_jax.encoder import SentenceEncoder
 from setfit_jax.modeling import SetFitModel
 from setfit_jax.training_args import TrainingArguments
 
@@ -58,11 +61,42 @@ def encode_labels(model: SetFitModel, labels: Sequence) -> np.ndarray:
     return np.asarray([index[y] for y in labels], np.int64)
 
 
+def _token_table(params):
+    return params["embeddings"]["tok_embeddings"]["embedding"]
+
+
+def _with_token_table(params, table):
+    embeddings = {**params["embeddings"], "tok_embeddings": {**params["embeddings"]["tok_embeddings"], "embedding": table}}
+    return {**params, "embeddings": embeddings}
+
+
+def compact_vocabulary(body: SentenceEncoder, ids: list[list[int]]):
+    """A body whose token table holds only the tokens in ``ids`` (+ padding), and the remapped ids."""
+    cfg = body.module.config
+    vocab = np.unique(np.concatenate([np.concatenate([np.asarray(x, np.int64) for x in ids]), [cfg.pad_token_id]]))
+    compact_cfg = ml_collections.ConfigDict(cfg.to_dict())
+    compact_cfg.vocab_size = int(vocab.shape[0])
+    compact_cfg.pad_token_id = int(np.searchsorted(vocab, cfg.pad_token_id))
+    table = jnp.asarray(_token_table(body.params))[vocab]
+    compact = dataclasses.replace(body, module=body.module.clone(config=compact_cfg),
+                                  params=_with_token_table(body.params, table))
+    return compact, [np.searchsorted(vocab, x).tolist() for x in ids], vocab
+
+
+def restore_vocabulary(full_params, trained, vocab: np.ndarray, args: TrainingArguments, total_steps: int):
+    """Full-vocabulary params: trained rows put back, untouched rows decayed as AdamW would have."""
+    lr = optim.warmup_linear_schedule(args.body_embedding_learning_rate, total_steps, args.warmup_proportion)
+    decay = float(np.prod(1.0 - np.asarray(lr(np.arange(total_steps)), np.float64) * args.l2_weight))
+    table = np.asarray(_token_table(full_params), np.float32) * np.float32(decay)
+    table[vocab] = np.asarray(_token_table(trained))
+    return _with_token_table(trained, jnp.asarray(table))
+
+
 class _EmbeddingStep:
     """The jitted stage-1 update for one loss; a fixed packed shape per run."""
 
-    def __init__(self, model: SetFitModel, args: TrainingArguments, total_steps: int) -> None:
-        self.body = model.model_body
+    def __init__(self, body: SentenceEncoder, args: TrainingArguments, total_steps: int) -> None:
+        self.body = body
         self.args = args
         self.tx = optim.adamw(args.body_embedding_learning_rate, total_steps,
                               warmup_proportion=args.warmup_proportion, weight_decay=args.l2_weight,
@@ -179,14 +213,15 @@ class Trainer:
         return self._run_embedding_steps(ids, batches, args)
 
     def _run_embedding_steps(self, ids: list[list[int]], batches: list, args: TrainingArguments) -> list[float]:
-        body = self.model.model_body
+        full_body = self.model.model_body
+        body, ids, vocab = compact_vocabulary(full_body, ids)
         bs = args.embedding_batch_size
         pair_loss = args.loss == "cosine_similarity"
         slots = 2 * bs if pair_loss else bs
         row_len = body.row_len_for(ids)
         distinct = [np.unique(a if b is None else np.concatenate([a, b])) for a, b, _ in batches]
         rows = max(packing.rows_needed([len(ids[i]) for i in u], row_len) for u in distinct)
-        runner = _EmbeddingStep(self.model, args, len(batches))
+        runner = _EmbeddingStep(body, args, len(batches))
         params = jax.tree_util.tree_map(jnp.array, body.params)  # a copy: the step donates its input
         opt_state = runner.tx.init(params)
         key = jax.random.PRNGKey(args.seed)
@@ -210,7 +245,7 @@ class Trainer:
             params, opt_state, loss = runner.step(params, opt_state, packed, first, second, tgt,
                                                   valid, jax.random.fold_in(key, step))
             out.append(loss)
-        body.params = params
+        full_body.params = restore_vocabulary(full_body.params, params, vocab, args, len(batches))
         return [float(x) for x in out]
 
     def train_classifier(self, texts: Sequence[str], label_ids: np.ndarray, args: TrainingArguments | None = None) -> None:

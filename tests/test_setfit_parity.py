@@ -89,12 +89,13 @@ def _reference_stage1(path, args_kw):
         lambda dataset, batch_size, drop_last, *a, **k: BatchSampler(SequentialSampler(range(len(dataset))),
                                                                     batch_size, drop_last))
     trainer.train_embeddings(TEXTS, LABELS)
-    return recorded, model.model_body.encode(TEXTS)
+    table = model.model_body[0].auto_model.embeddings.word_embeddings.weight.detach().numpy()
+    return recorded, model.model_body.encode(TEXTS), table
 
 
 def test_stage1_loss_per_step_matches_reference(tiny_st_dir):
     kw = dict(batch_size=4, num_iterations=2, body_learning_rate=1e-3, seed=0)
-    ref_losses, ref_emb = _reference_stage1(tiny_st_dir, kw)
+    ref_losses, ref_emb, ref_table = _reference_stage1(tiny_st_dir, kw)
 
     model = SetFitModel.from_pretrained(tiny_st_dir)
     args = TrainingArguments(dropout=False, **kw)
@@ -106,3 +107,6 @@ def test_stage1_loss_per_step_matches_reference(tiny_st_dir):
     np.testing.assert_allclose(ours, ref_losses, atol=1e-5, rtol=1e-4)
     assert ours[-1] < ours[0]  # it did train
     np.testing.assert_allclose(model.model_body.encode(TEXTS), ref_emb, atol=5e-5)
+    # Rows of tokens absent from the texts only decayed (we train a compact table): same as torch.
+    ours_table = np.asarray(model.model_body.params["embeddings"]["tok_embeddings"]["embedding"])
+    np.testing.assert_allclose(ours_table, ref_table, atol=1e-6)
