@@ -255,10 +255,12 @@ def test_corrupt_or_missing_checkpoint_is_a_clear_error_and_nothing_is_overwritt
     workdir = tmp_path / "corrupt"
     shutil.copytree(reference, workdir)
     ckpts = workdir / "checkpoints"
-    # A save interrupted before Orbax's finalize leaves a temporary directory: never the latest.
-    (ckpts / "8.orbax-checkpoint-tmp-1234").mkdir()
+    # A save killed before Orbax's finalize leaves a temporary directory: never the latest, and
+    # cleaned up when the directory is next opened.
+    (ckpts / "8.orbax-checkpoint-tmp").mkdir()
+    (ckpts / "8.orbax-checkpoint-tmp" / "partial").write_bytes(b"half a checkpoint")
     assert checkpoint_steps(str(ckpts))[-1] == 6
-    shutil.rmtree(ckpts / "8.orbax-checkpoint-tmp-1234")
+    assert not (ckpts / "8.orbax-checkpoint-tmp").exists()
     # Corrupt every array file of the latest step.
     for root, _, files in os.walk(ckpts / "6" / "state"):
         for name in files:
@@ -272,3 +274,13 @@ def test_corrupt_or_missing_checkpoint_is_a_clear_error_and_nothing_is_overwritt
 
     with pytest.raises(ckpt_lib.CheckpointError, match="no checkpoints directory"):
         loop.train(make_config(tokenizer, init_from=str(tmp_path / "nowhere")), str(tmp_path / "fresh"))
+
+
+def test_next_phase_starts_from_previous_phase_weights(reference, tokenizer, tmp_path):
+    """`init_from` takes the previous run's final weights; step count and optimiser start over."""
+    workdir = str(tmp_path / "phase2")
+    cfg = make_config(tokenizer, total_steps=1, init_from=reference, **{"optimizer.warmup_steps": 0})
+    summary = loop.train(cfg, workdir)
+    assert summary["step"] == 1
+    fresh, trained = train_records(reference)[1]["loss"], train_records(workdir)[1]["loss"]
+    assert trained < fresh - 0.3, (trained, fresh)

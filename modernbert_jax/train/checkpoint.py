@@ -8,7 +8,8 @@ One checkpoint per saved step holds two items:
   sees exactly the batches it would have seen.
 
 Orbax writes each step into a temporary directory and renames it on finalize, so an interrupted
-save never becomes the latest checkpoint (`latest_step` only lists finalized steps). A checkpoint
+save never becomes the latest checkpoint (`latest_step` only lists finalized steps); leftover
+temporary directories are deleted when the next run opens the directory. A checkpoint
 that exists but cannot be read raises `CheckpointError` naming the step and directory, and
 nothing is written or deleted: the earlier good checkpoints stay where they are.
 """
@@ -38,6 +39,9 @@ class Checkpointer:
             max_to_keep=keep,
             save_interval_steps=every,
             create=True,
+            # A save killed before its finalize leaves `<step>.orbax-checkpoint-tmp*`; remove it on
+            # start so the step can be saved again. Finalized steps are never touched.
+            cleanup_tmp_directories=True,
             enable_async_checkpointing=async_save,
         )
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "progress"))

@@ -134,7 +134,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     if cfg.export_hf and jax.process_index() == 0:
         from modernbert_jax import hf  # only needed at the very end
 
-        hf.save_pretrained(os.path.join(workdir, "hf"), module, jax.device_get(state.params))
+        # Rewritten from the final state on every completed run (a re-run after the end included).
+        export = hf.save_pretrained(os.path.join(workdir, "hf"), module, jax.device_get(state.params), overwrite=True)
+        tokenizer.save_hf(export)
     return {"train": last_train, "eval": last_eval, "step": int(state.step), "tokens_seen": tokens_seen}
 
 
