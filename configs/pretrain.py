@@ -71,8 +71,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     cfg.optimizer = ml_collections.ConfigDict()
     cfg.optimizer.peak_lr = {"pretrain": 8e-4, "extend": 3e-4, "decay": 3e-4}[phase]
-    if small:
-        cfg.optimizer.peak_lr *= 3.0  # tiny models take (and need) larger steps to move in minutes
     cfg.optimizer.b1 = 0.9
     cfg.optimizer.b2 = 0.98
     cfg.optimizer.eps = 1e-6
@@ -94,7 +92,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.data.eval_mask_rate = 0.15
 
     cfg.eval_batch_size = 16 if small else 256
-    cfg.eval_batches = 4 if small else 50
+    cfg.eval_batches = 8 if small else 50
     cfg.eval_every = {"demo": 50, "tiny": 50}.get(variant, 5000)
     cfg.log_every = 10 if small else 100
     cfg.checkpoint_every = {"demo": 100, "tiny": 50}.get(variant, 5000)

@@ -115,6 +115,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.total_steps):
                     last_eval = _evaluate(cfg, eval_step, state.params, eval_docs, tokenizer, eval_batch_sharding)
                     writer.write(done, "eval", last_eval)
+                    _console(bar, f"step {done}: train loss {float(m['loss']):.3f} | validation loss "
+                                  f"{last_eval['loss']:.3f}, MLM accuracy {last_eval['accuracy']:.3f}")
                 checkpointer.save(
                     done, state, {"step": done, "tokens_seen": tokens_seen, "data_state": pipeline.get_state()},
                     force=done == cfg.total_steps,
@@ -124,6 +126,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                     bar.set_postfix(loss=f"{float(m['loss']):.3f}", acc=f"{float(m['accuracy']):.3f}",
                                     eval_acc=f"{last_eval.get('accuracy', float('nan')):.3f}")
             checkpointer.wait()
+            _console(bar, f"checkpoint step {checkpointer.latest_step()} in {checkpointer.directory}")
         finally:
             if bar is not None:
                 bar.close()
@@ -214,6 +217,16 @@ def _evaluate(cfg, eval_step, params, eval_docs, tokenizer, sharding) -> dict[st
             totals[k] += float(sums[k])
     targets = max(totals["targets"], 1.0)
     return {"loss": totals["loss_sum"] / targets, "accuracy": totals["correct"] / targets}
+
+
+def _console(bar, message: str) -> None:
+    """A line above the progress bar (or plain stdout without one), from process 0 only."""
+    if jax.process_index() != 0:
+        return
+    if bar is not None:
+        bar.write(message)
+    else:
+        print(message, flush=True)
 
 
 def _progress_bar(cfg, start_step: int):
