@@ -1,0 +1,126 @@
+"""Training time and prediction throughput: setfit_jax vs the reference ``setfit`` library.
+
+    python experiments/bench_setfit.py --shots=8 --steps=80 --repeats=2 --threads=1
+
+Same machine, same data (``debian_sections``, ``shots`` per class, seed 0), same backbone
+(all-MiniLM-L6-v2), same training arguments (batch 16, CosineSimilarityLoss, ``steps`` steps,
+logistic-regression head). Runs alternate ours / reference ``repeats`` times in one process and
+record wall time and process CPU time (the latter is robust to other load on a shared machine).
+Training time includes compilation (ours) and everything ``Trainer.train`` does; prediction
+throughput is measured on the fixed test split after one warm-up call. Accuracy is recorded so
+speed is compared at equal accuracy. Writes ``experiments/results/bench_setfit.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+_SHOTS = flags.DEFINE_integer("shots", 8, "Training examples per class.")
+_STEPS = flags.DEFINE_integer("steps", 80, "Stage-1 steps (max_steps) for both libraries.")
+_REPEATS = flags.DEFINE_integer("repeats", 2, "Alternating ours/reference rounds.")
+_THREADS = flags.DEFINE_integer("threads", 1, "CPU threads for each library (0 = library defaults).")
+_OUT = flags.DEFINE_string("out", "", "JSON path (default experiments/results/bench_setfit.json).")
+
+
+class Clock:
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def bench_ours(train, test, steps: int) -> dict:
+    from fewshot_setfit import minilm_path
+
+    from setfit_jax import SetFitModel, Trainer, TrainingArguments
+
+    model = SetFitModel.from_pretrained(minilm_path())
+    args = TrainingArguments(seed=0, batch_size=16, max_steps=steps)
+    with Clock() as t_train:
+        Trainer(model, args=args, train_dataset={"text": train[0], "label": train[1]}).train()
+    model.predict(test[0][:64])  # warm-up (compilation)
+    with Clock() as t_pred:
+        pred = model.predict(test[0])
+    return _row(t_train, t_pred, pred, test)
+
+
+def bench_reference(train, test, steps: int) -> dict:
+    import tempfile
+
+    from datasets import Dataset
+    from fewshot_setfit import minilm_path
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    model = SetFitModel.from_pretrained(minilm_path(), device="cpu")
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainingArguments(output_dir=out, seed=0, batch_size=16, max_steps=steps, report_to="none",
+                                 save_strategy="no", show_progress_bar=False, logging_strategy="no")
+        trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict({"text": train[0], "label": train[1]}))
+        with Clock() as t_train:
+            trainer.train()
+    model.predict(test[0][:64])
+    with Clock() as t_pred:
+        pred = model.predict(test[0], as_numpy=True)
+    return _row(t_train, t_pred, pred, test)
+
+
+def _row(t_train: Clock, t_pred: Clock, pred, test) -> dict:
+    n = len(test[0])
+    return {"train_wall_s": t_train.wall, "train_cpu_s": t_train.cpu,
+            "predict_wall_s": t_pred.wall, "predict_cpu_s": t_pred.cpu,
+            "predict_sentences_per_s": n / t_pred.wall,
+            "accuracy": float(np.mean([p == y for p, y in zip(pred, test[1])]))}
+
+
+def main(argv):
+    del argv
+    from fewshot_setfit import limit_threads
+
+    limit_threads(_THREADS.value)
+    from ml_collections import ConfigDict
+
+    from fewshot_setfit import load_splits
+    from setfit_jax import data
+
+    cfg = ConfigDict({"num_classes": 0, "test_per_class": 0, "data_dir": ""})
+    pool, test = load_splits(cfg)
+    idx = data.sample_per_class(pool[1], _SHOTS.value, 0)
+    train = ([pool[0][i] for i in idx], [pool[1][i] for i in idx])
+    rounds = []
+    for r in range(_REPEATS.value):
+        ours = bench_ours(train, test, _STEPS.value)
+        ref = bench_reference(train, test, _STEPS.value)
+        rounds.append({"ours": ours, "reference": ref})
+        print(f"round {r}: ours {ours}\n         reference {ref}", flush=True)
+
+    def median(lib, key):
+        return float(np.median([x[lib][key] for x in rounds]))
+
+    summary = {key: {"ours": median("ours", key), "reference": median("reference", key)}
+               for key in rounds[0]["ours"]}
+    for key in ("train_wall_s", "train_cpu_s", "predict_wall_s", "predict_cpu_s"):
+        summary[key]["speedup"] = summary[key]["reference"] / summary[key]["ours"]
+    result = {"shots": _SHOTS.value, "train_size": len(idx), "test_size": len(test[0]), "steps": _STEPS.value,
+              "threads": _THREADS.value, "cpu_count": os.cpu_count(), "load_average_at_start": os.getloadavg(),
+              "machine": platform.processor() or platform.machine(), "rounds": rounds, "median": summary}
+    out = _OUT.value or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "bench_setfit.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    app.run(main)
