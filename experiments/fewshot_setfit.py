@@ -164,6 +164,8 @@ def main(argv):
             reference = False
     results = {"config": cfg.to_dict(), "test_size": len(test[0]), "cpu_count": os.cpu_count(),
                "load_average_at_start": os.getloadavg(), "seeds": []}
+    out = cfg.out or os.path.join(RESULTS, f"fewshot_setfit_{cfg.backbone}_{cfg.shots}shot.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
     for seed in cfg.seeds:
         idx = data.sample_per_class(train_pool[1], cfg.shots, seed)
         train = ([train_pool[0][i] for i in idx], [train_pool[1][i] for i in idx])
@@ -173,15 +175,15 @@ def main(argv):
             row["reference"] = run_reference(cfg, train, test, seed, minilm_path())
             logging.info("seed %d reference %s", seed, row["reference"])
         results["seeds"].append(row)
-    results["ours"] = summarise([r["ours"] for r in results["seeds"]])
-    if reference:
-        results["reference"] = summarise([r["reference"] for r in results["seeds"]])
-        results["accuracy_gap_points"] = results["ours"]["accuracy_mean"] - results["reference"]["accuracy_mean"]
-        results["train_speedup"] = results["reference"]["train_seconds_mean"] / results["ours"]["train_seconds_mean"]
-    out = cfg.out or os.path.join(RESULTS, f"fewshot_setfit_{cfg.backbone}_{cfg.shots}shot.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(results, f, indent=2)
+        # Summaries are rewritten after every seed, so an interrupted run keeps what it finished.
+        results["ours"] = summarise([r["ours"] for r in results["seeds"]])
+        if reference:
+            results["reference"] = summarise([r["reference"] for r in results["seeds"]])
+            results["accuracy_gap_points"] = results["ours"]["accuracy_mean"] - results["reference"]["accuracy_mean"]
+            results["train_speedup"] = (results["reference"]["train_seconds_mean"]
+                                        / results["ours"]["train_seconds_mean"])
+        with open(out, "w") as f:
+            json.dump(results, f, indent=2)
     line = f"ours {results['ours']['accuracy_mean']:.2f} +- {results['ours']['accuracy_std']:.2f}"
     if reference:
         line += f" | reference {results['reference']['accuracy_mean']:.2f} +- {results['reference']['accuracy_std']:.2f}"
