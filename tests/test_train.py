@@ -155,7 +155,7 @@ def test_loss_decreases_on_a_small_batch(tokenizer):
     mesh = sharding.make_mesh(cfg.mesh)
     rules = tuple(cfg.sharding_rules)
     module = model_lib.MaskedLM(cfg.model)
-    schedule, tx = loop._optimizer(cfg)
+    schedule, tx = loop.make_optimizer(cfg)
     data = inputs.pretraining_data(cfg.data)
     pipeline = inputs.make_pipeline(cfg.data, data.train, data.tokenizer, batch_size=8, seq_len=64, seed=0, train=True)
     batch = {k: v[None] for k, v in pipeline.next_batch().items()}

@@ -17,6 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+import optax
 import numpy as np
 
 from modernbert_jax import model as model_lib
@@ -25,7 +26,8 @@ from modernbert_jax.train import checkpoint as ckpt_lib
 from modernbert_jax.train import inputs, metrics as metrics_lib, state as state_lib, step as step_lib
 
 
-def _optimizer(cfg: ml_collections.ConfigDict):
+def make_optimizer(cfg: ml_collections.ConfigDict) -> tuple[optim.Schedule, optax.GradientTransformation]:
+    """The config's warmup-stable-decay schedule and StableAdamW (decay masked off norms and biases)."""
     o = cfg.optimizer
     schedule = optim.warmup_stable_decay(
         o.peak_lr, cfg.total_steps, warmup_steps=o.warmup_steps, decay_steps=o.decay_steps,
@@ -52,7 +54,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     mesh = sharding.make_mesh(cfg.mesh)
     rules = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in cfg.sharding_rules)
     module = model_lib.MaskedLM(cfg.model)
-    schedule, tx = _optimizer(cfg)
+    schedule, tx = make_optimizer(cfg)
     seq_len = cfg.seq_len
     micro_rows = cfg.micro_batch_size
     rows_at = optim.batch_size_warmup(
