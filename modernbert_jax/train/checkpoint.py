@@ -37,7 +37,6 @@ class Checkpointer:
         self.every = every
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep,
-            save_interval_steps=every,
             create=True,
             # A save killed before its finalize leaves `<step>.orbax-checkpoint-tmp*`; remove it on
             # start so the step can be saved again. Finalized steps are never touched.
@@ -54,11 +53,14 @@ class Checkpointer:
         return list(self._manager.all_steps())
 
     def save(self, step: int, state: Any, progress: dict, *, force: bool = False) -> bool:
-        """Save if `step` is due (or `force`); returns whether a save started."""
+        """Save if `step` is a multiple of `every` (or `force`); returns whether a save started."""
+        if step % self.every and not force:
+            return False
+        # The decision is ours: Orbax's own interval policy would also save the first step it sees.
         return self._manager.save(
             step,
             args=ocp.args.Composite(state=ocp.args.StandardSave(state), progress=ocp.args.JsonSave(progress)),
-            force=force,
+            force=True,
         )
 
     def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
