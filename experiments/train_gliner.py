@@ -21,8 +21,12 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import ml_collections
+from jax.sharding import NamedSharding, PartitionSpec
+
 from gliner_jax import GLiNER, GLiNERConfig, metrics, training
 from gliner_jax.data import pydocs, tfds_pydocs
+from modernbert_jax import sharding
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "configs/gliner.py:backbone=minilm")
 flags.mark_flags_as_required(["config"])
@@ -58,8 +62,13 @@ def main(_) -> None:
 
     head = GLiNERConfig(**cfg.head.to_dict())
     model = GLiNER.from_backbone(backbone_dir(cfg), head, seed=cfg.seed)
+    # Data parallelism over every device: the batch is split on "data", parameters replicated.
+    mesh = sharding.make_mesh(ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1}))
+    if cfg.train.batch_size % mesh.shape["data"]:
+        raise ValueError(f"train.batch_size={cfg.train.batch_size} is not divisible by {mesh.shape['data']} devices")
+    batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
     tx = training.optimizer(cfg.train, model.params)
-    params = model.params
+    params = jax.device_put(model.params, NamedSharding(mesh, PartitionSpec()))
     opt_state = tx.init(params)
     step_fn = training.make_train_step(model.module, tx, cfg.train)
     key = jax.random.key(cfg.seed)
@@ -75,7 +84,7 @@ def main(_) -> None:
         batch = training.make_batch(examples, model.tokenizer, head, rng, batch_size=cfg.train.batch_size,
                                     max_words=cfg.train.max_words, max_tokens=cfg.train.max_tokens, train=cfg.train)
         key, step_key = jax.random.split(key)
-        params, opt_state, m = step_fn(params, opt_state, training.to_device(batch), step_key)
+        params, opt_state, m = step_fn(params, opt_state, jax.device_put(batch, batch_sharding), step_key)
         if step % cfg.train.log_every == 0 or step == cfg.train.num_steps:
             loss = float(m["loss"])
             if not np.isfinite(loss):

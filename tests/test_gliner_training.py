@@ -74,3 +74,20 @@ def test_metrics_exact_match_and_groups(tiny_model):
     assert out["micro"]["tp"] == 2 and out["micro"]["fp"] == 2 and out["micro"]["fn"] == 1
     result = metrics.evaluate(tiny_model, EXAMPLES, ["function", "module"], threshold=0.5)
     assert set(result["per_type"]) == {"function", "module"}
+
+
+def test_modernbert_backbone_round_trip(tmp_path):
+    """GLiNER on a (tiny, random) ModernBERT: predicts, saves, reloads with identical output."""
+    cfg = config_lib.model_config("tiny")
+    cfg.unlock()
+    cfg.vocab_size = 30522  # MiniLM's tokenizer stands in for a ModernBERT one
+    cfg.num_layers = 2
+    cfg.lock()
+    encoder = Encoder(cfg)
+    hf.save_pretrained(tmp_path / "mb", encoder, init_params(encoder, jax.random.key(0)))
+    shutil.copy(gt_minilm.get_model_path() / "tokenizer.json", tmp_path / "mb" / "tokenizer.json")
+    model = GLiNER.from_backbone(tmp_path / "mb", GLiNERConfig(hidden_size=32, max_width=4, dropout=0.0), seed=1)
+    text = "The os module reads PYTHONPATH at start."
+    before = model.predict_entities(text, ["module", "environment variable"], threshold=0.0)
+    again = GLiNER.from_pretrained(model.save_pretrained(tmp_path / "gliner"))
+    assert before and again.predict_entities(text, ["module", "environment variable"], threshold=0.0) == before
