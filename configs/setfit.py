@@ -10,6 +10,9 @@ runs on any modernbert_jax encoder), shots (examples per class), seeds (how many
 ``setfit_jax.TrainingArguments`` and are passed identically to the reference library.
 """
 
+import os
+import tempfile
+
 import ml_collections
 
 from modernbert_jax import config as model_lib
@@ -38,6 +41,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # CPU threads for both libraries (0 = each library's default). On a shared machine one
     # thread each avoids oversubscription, which slows torch's OpenMP pool by 5-10x.
     cfg.threads = 1
-    cfg.out = ""  # JSON path; "" = experiments/results/fewshot_setfit_<backbone>_<shots>shot.json
+    # JSON path; "" = experiments/results/fewshot_setfit_<backbone>_<shots>shot.json. The demo
+    # writes to the temp dir so it never overwrites recorded results.
+    cfg.out = os.path.join(tempfile.gettempdir(), "fewshot_setfit_demo.json") if demo else ""
     cfg.lock()
     return cfg

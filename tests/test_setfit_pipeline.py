@@ -105,6 +105,21 @@ def test_differentiable_head_end_to_end(tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(["chess"]), model.predict_proba(["chess"]), atol=1e-5)
 
 
+def test_multilabel_head():
+    from setfit_jax.trainer import encode_labels
+
+    model = tiny_modernbert(multi_target_strategy="one-vs-rest")
+    texts = [r["text"] for r in TRAIN]
+    y = [[1, 0], [1, 0], [1, 1], [0, 1], [0, 1], [0, 1], [1, 1], [0, 1]]
+    trainer = Trainer(model, args=TrainingArguments(**FAST), train_dataset={"text": texts, "label": y})
+    trainer.train_classifier(texts, encode_labels(model, y))
+    pred = model.predict(["chess", "email"])
+    assert pred.shape == (2, 2) and set(np.unique(pred)) <= {0, 1}
+    assert 0.0 <= trainer.evaluate({"text": texts[:2], "label": y[:2]})["accuracy"] <= 1.0
+    with pytest.raises(ValueError, match="0/1"):
+        encode_labels(model, [[2, 0], [0, 1]])
+
+
 def test_dataset_formats(tmp_path):
     pd = pytest.importorskip("pandas")
     texts = [r["text"] for r in TRAIN]
