@@ -9,7 +9,7 @@ One checkpoint per saved step holds two items:
 
 Orbax writes each step into a temporary directory and renames it on finalize, so an interrupted
 save never becomes the latest checkpoint (`latest_step` only lists finalized steps); leftover
-temporary directories are deleted when the next run opens the directory. A checkpoint
+temporary directories are deleted by the next run (in the background, finished before its first save). A checkpoint
 that exists but cannot be read raises `CheckpointError` naming the step and directory, and
 nothing is written or deleted: the earlier good checkpoints stay where they are.
 """
@@ -38,8 +38,8 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep,
             create=True,
-            # A save killed before its finalize leaves `<step>.orbax-checkpoint-tmp*`; remove it on
-            # start so the step can be saved again. Finalized steps are never touched.
+            # A save killed before its finalize leaves `<step>.orbax-checkpoint-tmp*`; remove it
+            # (before our first save) so the step can be saved again. Finalized steps are never touched.
             cleanup_tmp_directories=True,
             enable_async_checkpointing=async_save,
         )
