@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -41,6 +41,15 @@ def make_optimizer(cfg: ml_collections.ConfigDict) -> tuple[optim.Schedule, opta
 
 def _stack(micro_batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.stack([mb[k] for mb in micro_batches]) for k in micro_batches[0]}
+
+
+class _Batch(NamedTuple):
+    """One step's global batch and the input pipeline's position just after it."""
+
+    rows: int
+    arrays: dict[str, jax.Array]
+    data_state: dict
+    packing_efficiency: float
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -91,12 +100,23 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             start_step = int(state.step)
             bar = _progress_bar(cfg, start_step)
             last_train, last_eval = {}, {}
+
+            def next_batch(tokens: int) -> _Batch:
+                rows = rows_at(tokens)
+                micro = [pipeline.next_batch(micro_rows) for _ in range(rows // micro_rows)]
+                arrays = inputs.to_global(_stack(micro), train_batch_sharding, micro_rows, row_axis=1)
+                # The pipeline's position *after* this batch: what a checkpoint of this step stores.
+                return _Batch(rows, arrays, pipeline.get_state(), pipeline.packing_efficiency)
+
+            upcoming = next_batch(tokens_seen) if start_step < cfg.total_steps else None
             for step in range(start_step, cfg.total_steps):
                 t0 = time.perf_counter()
-                rows = rows_at(tokens_seen)
-                micro = [pipeline.next_batch(micro_rows) for _ in range(rows // micro_rows)]
-                batch = inputs.to_global(_stack(micro), train_batch_sharding, micro_rows, row_axis=1)
-                state, m = train_step(state, batch)
+                current = upcoming
+                rows = current.rows
+                state, m = train_step(state, current.arrays)  # dispatched asynchronously
+                tokens_seen += rows * seq_len
+                # Prepare the next batch on the host while the device runs this step.
+                upcoming = next_batch(tokens_seen) if step + 1 < cfg.total_steps else None
                 m = jax.device_get(m)
                 if not bool(m["finite"]):
                     checkpointer.wait()
@@ -105,14 +125,13 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                         f"{float(m['grad_norm'])}); stopping. Last good checkpoint: step "
                         f"{checkpointer.latest_step()} in {checkpointer.directory}"
                     )
-                tokens_seen += rows * seq_len
                 # The first step of a run includes compilation: leave it out of the throughput.
                 throughput.add(m, rows, time.perf_counter() - t0, count=step > start_step)
                 done = step + 1
                 if done % cfg.log_every == 0 or done == cfg.total_steps:
                     last_train = {k: float(m[k]) for k in ("loss", "accuracy", "grad_norm", "learning_rate")}
                     last_train.update(batch_rows=rows, tokens_seen=tokens_seen,
-                                      packing_efficiency=pipeline.packing_efficiency, **throughput.report())
+                                      packing_efficiency=current.packing_efficiency, **throughput.report())
                     writer.write(done, "train", last_train)
                 if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.total_steps):
                     last_eval = _evaluate(cfg, eval_step, state.params, eval_docs, tokenizer, eval_batch_sharding)
@@ -120,7 +139,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                     _console(bar, f"step {done}: train loss {float(m['loss']):.3f} | validation loss "
                                   f"{last_eval['loss']:.3f}, MLM accuracy {last_eval['accuracy']:.3f}")
                 checkpointer.save(
-                    done, state, {"step": done, "tokens_seen": tokens_seen, "data_state": pipeline.get_state()},
+                    done, state, {"step": done, "tokens_seen": tokens_seen, "data_state": current.data_state},
                     force=done == cfg.total_steps,
                 )
                 if bar is not None:
