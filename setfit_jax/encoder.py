@@ -120,12 +120,17 @@ class SentenceEncoder:
         return cls(module, params, tokenizer, max_seq_length, pooling, normalize)
 
     # -- tokenisation ---------------------------------------------------------------------------
-    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids per text, truncated to ``max_seq_length`` (special tokens included)."""
+    def tokenize(self, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
+        """Token ids per text, truncated to ``min(max_length, max_seq_length)`` (special tokens included)."""
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"texts[{i}] is {type(t).__name__}, expected str")
-        return [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+        limit = self.max_seq_length if max_length is None else min(max_length, self.max_seq_length)
+        self.tokenizer.enable_truncation(limit)
+        try:
+            return [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+        finally:
+            self.tokenizer.enable_truncation(self.max_seq_length)
 
     def row_len_for(self, ids: Sequence[Sequence[int]]) -> int:
         """Packed row length: the longest sentence rounded up to ``ROW_MULTIPLE``, at least ``MIN_ROW_LEN``."""

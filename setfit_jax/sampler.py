@@ -46,9 +46,6 @@ class Pairs:
     def __len__(self) -> int:
         return int(self.first.shape[0])
 
-    def take(self, order: np.ndarray) -> "Pairs":
-        return Pairs(self.first[order], self.second[order], self.target[order])
-
 
 def triu_decode(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Map flat indices into ``np.triu_indices(n, 0)`` (row-major) back to (row, col)."""

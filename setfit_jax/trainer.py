@@ -326,7 +326,7 @@ def _fit_differentiable_head(model: SetFitModel, texts: Sequence[str], label_ids
         head.params = hp
         return
 
-    ids = body.tokenize(texts)
+    ids = body.tokenize(texts, max_length=args.max_length)
     row_len = body.row_len_for(ids)
     rows = packing.rows_needed(sorted((len(x) for x in ids), reverse=True)[:bs], row_len)
     tx = optax.multi_transform(

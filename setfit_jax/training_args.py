@@ -7,7 +7,9 @@ Tuple-valued fields hold (embedding phase, classifier phase) values, exactly as
 torch class. Stage 1 uses AdamW with weight decay ``l2_weight`` on all weights but biases and
 norms, a linear warmup over ``ceil(warmup_proportion * steps)`` steps then linear decay to 0, and
 global-norm gradient clipping at ``max_grad_norm`` (the Hugging Face trainer's defaults the
-reference inherits). Dropout stays on during stage 1 as in the reference (``deterministic=False``).
+reference inherits). Dropout stays on during training as in the reference (``dropout=False`` turns it
+off, e.g. for parity checks). ``max_length`` caps tokens per text for the differentiable head's
+training, as the reference; logging and checkpoint fields of the reference have no counterpart.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ class TrainingArguments:
     max_length: Optional[int] = None
     seed: int = 42
     dropout: bool = True
-    show_progress_bar: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.batch_size, int):
