@@ -226,7 +226,7 @@ def test_two_processes_over_loopback_match_one_process(reference, tokenizer, tmp
     procs = [
         subprocess.Popen(
             _pretrain_cmd(tokenizer, workdir, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
-                          f"--process_id={i}", total_steps=3),
+                          f"--process_id={i}", total_steps=3, export_hf=True),
             env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for i in range(2)
@@ -235,6 +235,7 @@ def test_two_processes_over_loopback_match_one_process(reference, tokenizer, tmp
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
     assert "processes: 2" in outs[0][0]
+    assert os.path.isfile(os.path.join(workdir, "hf", "model.safetensors"))  # gathered from both processes
     got, want = train_records(workdir), train_records(reference)
     assert sorted(got) == [1, 2, 3]
     for s in got:

@@ -155,13 +155,23 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 writer.close()
             checkpointer.close()
 
-    if cfg.export_hf and jax.process_index() == 0:
-        from modernbert_jax import hf  # only needed at the very end
-
-        # Rewritten from the final state on every completed run (a re-run after the end included).
-        export = hf.save_pretrained(os.path.join(workdir, "hf"), module, jax.device_get(state.params), overwrite=True)
-        tokenizer.save_hf(export)
+    if cfg.export_hf:
+        _export_hf(os.path.join(workdir, "hf"), module, state.params, tokenizer)
     return {"train": last_train, "eval": last_eval, "step": int(state.step), "tokens_seen": tokens_seen}
+
+
+def _export_hf(path: str, module, params, tokenizer) -> None:
+    """Write the final weights and tokenizer as a Hugging Face directory (rewritten on every completed run).
+
+    Every process takes part in gathering the (possibly cross-host sharded) params; process 0 writes.
+    """
+    from jax.experimental import multihost_utils
+
+    from modernbert_jax import hf  # only needed at the very end
+
+    host_params = multihost_utils.process_allgather(params, tiled=True)
+    if jax.process_index() == 0:
+        tokenizer.save_hf(hf.save_pretrained(path, module, host_params, overwrite=True))
 
 
 def _restore_or_init(cfg, module, tx, shardings, checkpointer, pipeline) -> tuple[state_lib.TrainState, int]:
