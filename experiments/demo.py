@@ -87,7 +87,26 @@ def stage_encoder() -> None:
           f"forward {dt * 1e3:.0f} ms")
 
 
-STAGES = {"encoder": stage_encoder}
+def run_dir(stage: str) -> str:
+    """A fresh directory per demo run, so a second `make demo` trains again and overwrites nothing."""
+    path = Path(_WORKDIR.value) / f"{stage}_{time.strftime('%Y%m%d_%H%M%S')}"
+    path.mkdir(parents=True, exist_ok=False)
+    return str(path)
+
+
+def stage_pretrain() -> None:
+    from configs import pretrain as pretrain_config
+    from modernbert_jax.train import loop
+
+    banner("2. MLM pretraining of the tiny ModernBERT on the offline corpus (30% masking, StableAdamW)")
+    workdir = run_dir("pretrain")
+    print("same as: python experiments/pretrain.py --config=configs/pretrain.py:variant=demo "
+          f"--workdir={workdir}", flush=True)
+    summary = loop.train(pretrain_config.get_config("variant=demo"), workdir)
+    print(f"done: step {summary['step']}, train {summary['train']}, eval {summary['eval']}")
+
+
+STAGES = {"encoder": stage_encoder, "pretrain": stage_pretrain}
 
 
 def main(argv) -> None:
