@@ -109,7 +109,9 @@ def main(_) -> None:
         "threshold": THRESHOLD,
         "outputs_agree": agree,
         "results": results,
-        "note": "best of repeats; both sides warmed up; the machine may be shared with other jobs",
+        "load_average_1_5_15min": os.getloadavg(),
+        "note": "best of interleaved repeats; both sides warmed up; a load average above cpu_count means the "
+                "machine was shared with other jobs, which hurts torch's busy-waiting thread pool more",
     }, indent=1))
     print(f"outputs agree: {agree}; wrote {out}")
 

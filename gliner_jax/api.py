@@ -179,14 +179,13 @@ class GLiNER:
                 for first, last in self._windows(words, self.max_tokens - prompt_tokens - 2):
                     jobs.append((i, first, words[first:last], label_chunk))
         best: list[dict[tuple[int, int, str], float]] = [{} for _ in texts]
-        jobs.sort(key=lambda job: len(job[2]))  # similar lengths share a padded shape
-        for lo in range(0, len(jobs), batch_size):
-            chunk = jobs[lo: lo + batch_size]
-            encoded = processor.encode_batch(self.tokenizer, [j[2] for j in chunk], [j[3] for j in chunk],
-                                             ent_token=self.config.ent_token, sep_token=self.config.sep_token,
-                                             embed_ent_token=self.config.embed_ent_token)
+        encoded = processor.encode_batch(self.tokenizer, [j[2] for j in jobs], [j[3] for j in jobs],
+                                         ent_token=self.config.ent_token, sep_token=self.config.sep_token,
+                                         embed_ent_token=self.config.embed_ent_token)
+        for indices in self._plan_batches([len(e.input_ids) for e in encoded], batch_size):
+            chunk = [jobs[i] for i in indices]
             rows = 1 << (len(chunk) - 1).bit_length()  # batch sizes are powers of two: few compilations
-            batch = processor.collate(encoded, batch_size=min(max(rows, 1), max(batch_size, len(chunk))))
+            batch = processor.collate([encoded[i] for i in indices], batch_size=rows)
             probs = np.asarray(self._probs(self.params, batch))
             for b, (i, first, words, label_chunk) in enumerate(chunk):
                 for span in decoding.candidate_spans(probs[b], len(words), label_chunk, threshold):
@@ -194,6 +193,23 @@ class GLiNER:
                     if span.score > best[i].get(key, -1.0):
                         best[i][key] = span.score
         return [[decoding.Span(s, e, label, score) for (s, e, label), score in spans.items()] for spans in best]
+
+    @staticmethod
+    def _plan_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+        """Group jobs by length so padding stays small: sorted by token count, a batch closes at
+        ``batch_size`` rows or when its padded size would pass ``batch_size * 128`` tokens."""
+        budget = batch_size * 128
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+            rows = 1 << len(current).bit_length()  # padded rows once this job joins
+            if current and (len(current) == batch_size or rows * processor.bucket(lengths[i]) > budget):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
 
     def _count_tokens(self, words: Sequence[str]) -> int:
         return len(self.tokenizer.encode(list(words), is_pretokenized=True, add_special_tokens=False).ids)

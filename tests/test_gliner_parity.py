@@ -149,3 +149,18 @@ def test_unsupported_backbone_names_architecture(models, tmp_path):
     (bad / "gliner_config.json").write_text(json.dumps(values))
     with pytest.raises(ValueError, match="deberta-v2.*DebertaV2Model"):
         GLiNER.from_pretrained(bad)
+
+
+def test_label_lists_that_do_not_fit_are_split_across_passes(models):
+    _, ours, _ = models
+    labels = [f"entity type number {i}" for i in range(12)] + LABELS
+    saved = ours.max_tokens
+    try:
+        ours.max_tokens = 64  # prompts of at most 32 tokens: several passes
+        chunks = ours._label_chunks(labels)
+        assert len(chunks) > 2 and [label for chunk in chunks for label in chunk] == labels
+        entities = ours.predict_entities(TEXTS[0], labels, threshold=THRESHOLD, multi_label=True)
+        by_chunk = {label: i for i, chunk in enumerate(chunks) for label in chunk}
+        assert len({by_chunk[e["label"]] for e in entities}) > 1  # labels from several passes survive
+    finally:
+        ours.max_tokens = saved
