@@ -11,7 +11,6 @@ selection; label lists whose prompt would crowd out the text are split across pa
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,6 +24,7 @@ from gliner_jax.config import GLiNERConfig
 from gliner_jax.model import GLiNERModel
 from gliner_jax.words import split_words
 from modernbert_jax import hf
+from modernbert_jax.model import Encoder
 
 MAX_TOKENS = 512  # the reference tokenizer's truncation length for BERT-sized backbones
 
@@ -119,8 +119,6 @@ class GLiNER:
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        from modernbert_jax.model import Encoder
-
         encoder_hf, tensors = checkpoint.encoder_tensors(Encoder(self.encoder_config), self.params["encoder"])
         tensors.update(checkpoint.head_to_torch({k: v for k, v in self.params.items() if k != "encoder"}))
         save_file(tensors, str(path / "model.safetensors"), metadata={"format": "pt"})
