@@ -98,13 +98,12 @@ def head_from_torch(tensors: dict[str, np.ndarray], num_rnn_layers: int, has_pro
     if num_rnn_layers:
         rnn = {}
         for layer in range(num_rnn_layers):
+            rnn[f"l{layer}"] = {}
             for ours, suffix in (("forward", ""), ("backward", "_reverse")):
                 t = f"rnn.lstm.{{}}_l{layer}{suffix}"
-                rnn[f"l{layer}_{ours}"] = {
-                    "w_ih": get(t.format("weight_ih")).T,
-                    "w_hh": get(t.format("weight_hh")).T,
-                    "bias": get(t.format("bias_ih")) + get(t.format("bias_hh")),
-                }
+                rnn[f"l{layer}"][f"{ours}_w_ih"] = get(t.format("weight_ih")).T
+                rnn[f"l{layer}"][f"{ours}_w_hh"] = get(t.format("weight_hh")).T
+                rnn[f"l{layer}"][f"{ours}_bias"] = get(t.format("bias_ih")) + get(t.format("bias_hh"))
         params["rnn"] = rnn
     span = {}
     for part in ("project_start", "project_end"):
@@ -130,12 +129,13 @@ def head_to_torch(params: dict) -> dict[str, np.ndarray]:
     if "projection" in params:
         dense(params["projection"], "token_rep_layer.projection")
     for key, tree in params.get("rnn", {}).items():
-        layer, direction = key[1:].split("_")
-        suffix = "" if direction == "forward" else "_reverse"
-        out[f"rnn.lstm.weight_ih_l{layer}{suffix}"] = np.asarray(tree["w_ih"]).T
-        out[f"rnn.lstm.weight_hh_l{layer}{suffix}"] = np.asarray(tree["w_hh"]).T
-        out[f"rnn.lstm.bias_ih_l{layer}{suffix}"] = np.asarray(tree["bias"])
-        out[f"rnn.lstm.bias_hh_l{layer}{suffix}"] = np.zeros_like(np.asarray(tree["bias"]))
+        layer = key[1:]
+        for direction, suffix in (("forward", ""), ("backward", "_reverse")):
+            bias = np.asarray(tree[f"{direction}_bias"])
+            out[f"rnn.lstm.weight_ih_l{layer}{suffix}"] = np.asarray(tree[f"{direction}_w_ih"]).T
+            out[f"rnn.lstm.weight_hh_l{layer}{suffix}"] = np.asarray(tree[f"{direction}_w_hh"]).T
+            out[f"rnn.lstm.bias_ih_l{layer}{suffix}"] = bias
+            out[f"rnn.lstm.bias_hh_l{layer}{suffix}"] = np.zeros_like(bias)
     span = params["span_rep"]
     for part in ("project_start", "project_end"):
         for (_, sub), name in _ffn_pairs(part, f"span_rep_layer.span_rep_layer.{part}"):

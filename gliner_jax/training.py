@@ -118,7 +118,7 @@ def make_train_step(module: GLiNERModel, tx: optax.GradientTransformation, train
         (loss, spans), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, rng)
         updates, opt_state = tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        return params, opt_state, {"loss": loss, "grad_norm": optax.global_norm(grads), "spans": spans}
+        return params, opt_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), "spans": spans}
 
     return step
 

@@ -22,7 +22,7 @@ def test_bilstm_matches_torch_packed():
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
     rng = np.random.default_rng(0)
-    B, T, I, H = 3, 7, 10, 6
+    B, T, I, H = 3, 11, 10, 6  # T > the unroll factor
     x = rng.normal(size=(B, T, I)).astype(np.float32)
     lengths = np.array([7, 4, 1])
     torch.manual_seed(0)
@@ -31,10 +31,11 @@ def test_bilstm_matches_torch_packed():
     expected, _ = pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=T)
     params = {}
     for layer in range(2):
+        params[f"l{layer}"] = {}
         for ours, sfx in (("forward", ""), ("backward", "_reverse")):
             get = lambda n: getattr(lstm, f"{n}_l{layer}{sfx}").detach().numpy()  # noqa: E731
-            params[f"l{layer}_{ours}"] = {"w_ih": get("weight_ih").T, "w_hh": get("weight_hh").T,
-                                         "bias": get("bias_ih") + get("bias_hh")}
+            params[f"l{layer}"].update({f"{ours}_w_ih": get("weight_ih").T, f"{ours}_w_hh": get("weight_hh").T,
+                                        f"{ours}_bias": get("bias_ih") + get("bias_hh")})
     got = BiLSTM(H, 2).apply({"params": params}, jnp.asarray(x), jnp.asarray(lengths))
     np.testing.assert_allclose(np.asarray(got), expected.detach().numpy(), atol=1e-5)
 
