@@ -97,7 +97,7 @@ class GLiNER:
         values = json.loads(config_file.read_text())
         checkpoint.check_backbone(values.get("encoder_config"), str(path))
         config = GLiNERConfig.from_dict(values)
-        tensors = checkpoint.read_tensors(path)
+        tensors = hf.read_tensors(path)
         encoder, enc_params = checkpoint.load_encoder(values["encoder_config"], tensors)
         has_projection = config.hidden_size != encoder.config.hidden_size
         params = checkpoint.head_from_torch(tensors, config.num_rnn_layers, has_projection)

@@ -23,24 +23,6 @@ ENCODER_PREFIX = "token_rep_layer.bert_layer.model."
 SUPPORTED_BACKBONES = hf.SUPPORTED
 
 
-def read_tensors(path: Path) -> dict[str, np.ndarray]:
-    """``model.safetensors`` (no torch needed) or ``pytorch_model.bin`` (needs torch)."""
-    st = path / "model.safetensors"
-    if st.exists():
-        from safetensors.numpy import load_file
-
-        return load_file(str(st))
-    pt = path / "pytorch_model.bin"
-    if pt.exists():
-        try:
-            import torch  # only for the reference's default pickle format
-        except ImportError as err:
-            raise ImportError(f"{pt} is a PyTorch pickle; install torch to read it") from err
-        state = torch.load(str(pt), map_location="cpu", weights_only=True)
-        return {k: v.float().numpy() for k, v in state.items()}
-    raise FileNotFoundError(f"no model.safetensors or pytorch_model.bin in {path}")
-
-
 def check_backbone(encoder_config: dict[str, Any] | None, where: str) -> None:
     """Raise a ValueError naming the architecture unless it is BERT or ModernBERT."""
     if not encoder_config:

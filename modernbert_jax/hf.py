@@ -213,7 +213,8 @@ def _encoder_prefix(cfg: ml_collections.ConfigDict, head: Optional[str]) -> str:
     return ""
 
 
-def _read_tensors(path: Path) -> dict[str, np.ndarray]:
+def read_tensors(path: Path) -> dict[str, np.ndarray]:
+    """A directory's ``model.safetensors`` (no torch needed) or ``pytorch_model.bin`` (needs torch), as float32 numpy."""
     st = path / "model.safetensors"
     if st.exists():
         from safetensors.numpy import load_file
@@ -265,7 +266,7 @@ def from_pretrained(path: str | os.PathLike, head: Optional[str] = None) -> tupl
     if not config_file.exists():
         raise FileNotFoundError(f"no config.json in {path}")
     cfg = config_from_hf(json.loads(config_file.read_text()))
-    tensors = _read_tensors(path)
+    tensors = read_tensors(path)
     module = _module_for(cfg, head)
     shapes = _param_shapes(module)
     enc_path = ("encoder",) if head == "mlm" else ()

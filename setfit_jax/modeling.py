@@ -22,7 +22,6 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import tokenizers
