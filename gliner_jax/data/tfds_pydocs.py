@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from gliner_jax.data import pydocs
-from modernbert_jax.data import debian
+from modernbert_jax.data import debian, tfds_builder
 
 NAME = "python_docs_ner"
 
@@ -84,13 +84,9 @@ def to_reference(record: dict) -> dict:
     }
 
 
-def default_data_dir() -> Path:
-    return debian.cache_dir().parent / "tensorflow_datasets"
-
-
 def prepare(data_dir: str | os.PathLike | None = None) -> tfds.core.DatasetBuilder:
     """Build the dataset under ``data_dir`` once (array_record) and return its builder."""
-    builder = PythonDocsNer(data_dir=str(data_dir or default_data_dir()), file_format="array_record")
+    builder = PythonDocsNer(data_dir=str(data_dir or tfds_builder.default_data_dir()), file_format="array_record")
     builder.download_and_prepare()
     return builder
 

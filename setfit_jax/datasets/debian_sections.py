@@ -28,7 +28,7 @@ from collections import defaultdict
 
 import tensorflow_datasets as tfds
 
-from modernbert_jax.data import debian
+from modernbert_jax.data import debian, tfds_builder
 
 SECTIONS = ("database", "editors", "games", "graphics", "mail", "math", "science", "sound")
 TEST_PER_CLASS = 100
@@ -92,7 +92,7 @@ class DebianSections(tfds.core.GeneratorBasedBuilder):
 
 def load(split: str, data_dir: str | None = None):
     """Build once (array_record) and return the random-access ``tfds.data_source`` for ``split``."""
-    builder = DebianSections(data_dir=data_dir, file_format="array_record")
+    builder = DebianSections(data_dir=str(data_dir or tfds_builder.default_data_dir()), file_format="array_record")
     builder.download_and_prepare()
     return builder.as_data_source(split=split)
 
