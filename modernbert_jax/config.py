@@ -31,7 +31,8 @@ DEFAULT_SHARDING_RULES = (
 )
 
 
-def _modernbert(**sizes) -> ml_collections.ConfigDict:
+def modernbert_config(**sizes) -> ml_collections.ConfigDict:
+    """ModernBERT-base (the released model) with ``sizes`` overriding any field."""
     cfg = ml_collections.ConfigDict()
     cfg.architecture = "modernbert"
     cfg.vocab_size = 50368
@@ -71,7 +72,8 @@ def _modernbert(**sizes) -> ml_collections.ConfigDict:
     cfg.classifier_pooling = "cls"  # "cls" or "mean"
     # Compute dtype; parameters stay float32. "auto": bfloat16 on GPU/TPU, float32 on CPU.
     cfg.dtype = "auto"
-    cfg.attention_impl = "xla"  # xla | blocked | pallas | auto
+    # xla | blocked | pallas | auto (pallas on GPU; blocked local / xla global elsewhere)
+    cfg.attention_impl = "auto"
     cfg.remat = False  # rematerialise each layer in the backward pass
     cfg.update(sizes)
     return cfg
@@ -80,13 +82,13 @@ def _modernbert(**sizes) -> ml_collections.ConfigDict:
 def model_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     """The model block for ``variant`` in tiny | base | large | bert (all-MiniLM-L6-v2 sizes)."""
     if variant == "base":
-        cfg = _modernbert()
+        cfg = modernbert_config()
     elif variant == "large":
-        cfg = _modernbert(hidden_size=1024, num_layers=28, num_heads=16, intermediate_size=2624)
+        cfg = modernbert_config(hidden_size=1024, num_layers=28, num_heads=16, intermediate_size=2624)
     elif variant == "tiny":
         # CPU-sized for tests and demos; keeps the alternating pattern and a window shorter
         # than typical sequences so local attention is exercised.
-        cfg = _modernbert(
+        cfg = modernbert_config(
             vocab_size=8192, hidden_size=128, num_layers=4, num_heads=4, intermediate_size=256,
             max_position_embeddings=1024, local_attention=32, pad_token_id=0,
         )
@@ -100,7 +102,7 @@ def model_config(variant: str = "tiny") -> ml_collections.ConfigDict:
 
 def bert_config(**sizes) -> ml_collections.ConfigDict:
     """Classic BERT as a configuration of the same modules (defaults: all-MiniLM-L6-v2)."""
-    cfg = _modernbert(
+    cfg = modernbert_config(
         architecture="bert", vocab_size=30522, hidden_size=384, num_layers=6, num_heads=12,
         intermediate_size=1536, max_position_embeddings=512, position_embedding="absolute",
         type_vocab_size=2, attention_pattern="global", mlp="gelu", norm_placement="post",

@@ -29,7 +29,7 @@ SUPPORTED = ("modernbert", "bert")
 HEADS = (None, "mlm")
 # Tensors a checkpoint may hold that our modules have no use for (BERT's pooler, buffers, the
 # tied decoder weight, task heads we do not load).
-_IGNORED_PREFIXES = ("pooler.", "cls.seq_relationship", "classifier.", "qa_outputs.", "dropout")
+_IGNORED_PREFIXES = ("pooler.", "cls.seq_relationship", "classifier.", "qa_outputs.")
 _IGNORED_SUFFIXES = ("position_ids", "decoder.weight")
 
 
@@ -87,7 +87,7 @@ def config_from_hf(hf: dict) -> ml_collections.ConfigDict:
         rope = hf.get("rope_parameters") or {}
         global_theta = (rope.get("full_attention") or {}).get("rope_theta", hf.get("global_rope_theta", 160_000.0))
         local_theta = (rope.get("sliding_attention") or {}).get("rope_theta", hf.get("local_rope_theta", 10_000.0))
-        cfg = config_lib._modernbert(
+        cfg = config_lib.modernbert_config(
             vocab_size=hf["vocab_size"], hidden_size=hf["hidden_size"], num_layers=n_layers,
             num_heads=hf["num_attention_heads"], intermediate_size=hf["intermediate_size"],
             max_position_embeddings=hf.get("max_position_embeddings", 8192), attention_pattern=pattern,

@@ -165,8 +165,6 @@ class SequenceClassifier(nn.Module):
         deterministic: bool = True,
     ) -> jax.Array:
         cfg = self.config
-        if attention_mask is None and segment_ids is None:
-            attention_mask = jnp.ones_like(input_ids)
         x = Encoder(cfg, self.interpret, name="encoder")(
             input_ids, segment_ids, positions, attention_mask=attention_mask,
             token_type_ids=token_type_ids, deterministic=deterministic,
@@ -174,8 +172,9 @@ class SequenceClassifier(nn.Module):
         if cfg.classifier_pooling == "cls":
             pooled = x[:, 0]
         else:
-            valid = (attention_mask if segment_ids is None else segment_ids) != 0
-            weights = valid.astype(x.dtype)[..., None]
+            # Encoder's own convention: segment_ids, else attention_mask, else every token.
+            valid = segment_ids if segment_ids is not None else attention_mask
+            weights = (jnp.ones(x.shape[:2], x.dtype) if valid is None else (valid != 0).astype(x.dtype))[..., None]
             pooled = (x * weights).sum(1) / jnp.maximum(weights.sum(1), 1.0)
         pooled = layers.PredictionHead(cfg, name="head")(pooled)
         pooled = nn.Dropout(cfg.mlp_dropout)(pooled, deterministic=deterministic)

@@ -145,3 +145,23 @@ def test_every_attention_impl_gives_the_same_encoder(impl):
     np.testing.assert_allclose(out, ref_out, atol=1e-4)
     for (path, g), r in zip(jax.tree_util.tree_leaves_with_path(grads), jax.tree_util.tree_leaves(ref_grads)):
         np.testing.assert_allclose(g, r, atol=1e-4, rtol=1e-4, err_msg=jax.tree_util.keystr(path))
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_sequence_classifier_ignores_padding(pooling):
+    """A padded row classifies exactly as the same sequence alone; pooling follows the config."""
+    cfg = config_lib.model_config("tiny").copy_and_resolve_references()
+    cfg.classifier_pooling = pooling
+    module = model.SequenceClassifier(cfg, num_labels=3)
+    params = model.init_params(module, jax.random.key(5))
+    seq = jnp.asarray(np.random.default_rng(6).integers(1, cfg.vocab_size, (1, 21)), jnp.int32)
+    padded = jnp.concatenate([seq, jnp.zeros((1, 11), jnp.int32)], axis=1)
+    mask = jnp.asarray([[1] * 21 + [0] * 11])
+    apply = jax.jit(module.apply)
+    alone = apply({"params": params}, seq)
+    with_padding = apply({"params": params}, padded, attention_mask=mask)
+    assert alone.shape == (1, 3)
+    np.testing.assert_allclose(with_padding, alone, atol=1e-5)
+    if pooling == "mean":  # the padding must be what is excluded, not merely harmless
+        unmasked = apply({"params": params}, padded)
+        assert float(jnp.abs(unmasked - alone).max()) > 1e-4
