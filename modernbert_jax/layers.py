@@ -27,13 +27,10 @@ def compute_dtype(cfg: ml_collections.ConfigDict) -> jnp.dtype:
     return jnp.dtype(cfg.dtype)
 
 
-def trunc_normal(std: float, cutoff: float) -> nn.initializers.Initializer:
-    """Truncated normal at ±cutoff·std, ModernBERT's initialiser (std, not variance, given)."""
-
-    def init(key, shape, dtype=jnp.float32):
-        return std * jax.random.truncated_normal(key, -cutoff, cutoff, shape, dtype)
-
-    return init
+def trunc_normal(cfg: ml_collections.ConfigDict, std: float) -> nn.initializers.Initializer:
+    """ModernBERT's initialiser: a normal truncated at ±initializer_cutoff_factor·std."""
+    cutoff = cfg.initializer_cutoff_factor
+    return nn.initializers.truncated_normal(std, lower=-cutoff, upper=cutoff)
 
 
 def init_std(cfg: ml_collections.ConfigDict, kind: str) -> float:
@@ -54,7 +51,7 @@ def dense(cfg: ml_collections.ConfigDict, features: int, axes: tuple, *, use_bia
         dtype=compute_dtype(cfg),
         param_dtype=jnp.float32,
         kernel_init=nn.with_logical_partitioning(
-            trunc_normal(init_std(cfg, std_kind), cfg.initializer_cutoff_factor), axes
+            trunc_normal(cfg, init_std(cfg, std_kind)), axes
         ),
         bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), axes[-1:]),
         name=name,
@@ -85,7 +82,7 @@ class Embeddings(nn.Module):
 
     def setup(self):
         cfg = self.config
-        emb_init = trunc_normal(cfg.initializer_range, cfg.initializer_cutoff_factor)
+        emb_init = trunc_normal(cfg, cfg.initializer_range)
         self.tok_embeddings = nn.Embed(
             cfg.vocab_size, cfg.hidden_size, param_dtype=jnp.float32,
             embedding_init=nn.with_logical_partitioning(emb_init, ("vocab", "embed")),
