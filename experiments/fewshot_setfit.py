@@ -57,7 +57,7 @@ def load_splits(cfg):
     return out
 
 
-def build_model(backbone: str, seed: int):
+def build_model(backbone: str):
     """A fresh SetFitModel for ``backbone`` (weights identical across seeds)."""
     from setfit_jax import SetFitModel
 
@@ -82,7 +82,7 @@ def build_model(backbone: str, seed: int):
 def run_ours(cfg, train, test, seed: int) -> dict:
     from setfit_jax import Trainer, TrainingArguments
 
-    model = build_model(cfg.backbone, seed)
+    model = build_model(cfg.backbone)
     args = TrainingArguments(seed=seed, **cfg.train.to_dict())
     trainer = Trainer(model, args=args, train_dataset={"text": train[0], "label": train[1]})
     t0 = time.perf_counter()

@@ -161,10 +161,9 @@ class SentenceEncoder:
         max_rows = max(1, tokens_per_call // row_len)
         lengths = [len(x) for x in ids]
         num_slots = max_rows * INFERENCE_SLOTS_PER_ROW
-        for chunk in packing.chunk_for_inference(lengths, max_rows, row_len, num_slots):
+        for chunk, needed in packing.chunk_for_inference(lengths, max_rows, row_len, num_slots):
             # Full chunks share one shape; a smaller (last) chunk gets a power-of-two row count:
             # a few shapes to compile instead of computing on a mostly empty block.
-            needed = packing.rows_needed([lengths[i] for i in chunk], row_len)
             rows = min(max_rows, 1 << (needed - 1).bit_length())
             batch = self.pack([ids[i] for i in chunk], rows, row_len, num_slots)
             out[chunk] = np.asarray(self._embed(params, batch))[: len(chunk)]

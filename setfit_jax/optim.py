@@ -13,13 +13,8 @@ import math
 import jax
 import optax
 
-
-def decay_mask(params) -> object:
-    """True for leaves that get weight decay: not a bias, not inside a norm layer."""
-    def keep(path, _):
-        names = [str(getattr(k, "key", k)).lower() for k in path]
-        return not any(n == "bias" or "norm" in n for n in names)
-    return jax.tree_util.tree_map_with_path(keep, params)
+# No decay on biases and norm weights, chosen by parameter path: the pretraining optimiser's mask.
+from modernbert_jax.optim import decay_mask
 
 
 def warmup_linear_schedule(learning_rate: float, total_steps: int, warmup_proportion: float) -> optax.Schedule:

@@ -84,23 +84,28 @@ def pack(ids: Sequence[Sequence[int]], rows: int, row_len: int, num_slots: int, 
     return PackedBatch(input_ids, segment_ids, positions, token_slot, slot_first, slot_valid)
 
 
-def chunk_for_inference(lengths: Sequence[int], rows: int, row_len: int, num_slots: int) -> list[list[int]]:
-    """Split sentence indices (visited longest first) into chunks that each pack into one block."""
+def chunk_for_inference(lengths: Sequence[int], rows: int, row_len: int,
+                        num_slots: int) -> list[tuple[list[int], int]]:
+    """Split sentence indices (visited longest first) into chunks that each pack into one block.
+
+    Returns ``(indices, rows used)`` per chunk. Within a chunk the placement is exactly
+    ``first_fit`` on that chunk's lengths (same order, same rule), so ``pack`` needs no more rows.
+    """
     order = sorted(range(len(lengths)), key=lambda k: -lengths[k])
-    chunks: list[list[int]] = []
+    chunks: list[tuple[list[int], int]] = []
     current: list[int] = []
     free: list[int] = []
     for i in order:
         n = lengths[i]
         fits = next((r for r, room in enumerate(free) if room >= n), None)
-        if fits is None and len(free) < rows:
+        if len(current) == num_slots or (fits is None and len(free) == rows):
+            chunks.append((current, len(free)))
+            current, free, fits = [], [], None
+        if fits is None:
             free.append(row_len)
             fits = len(free) - 1
-        if fits is None or len(current) == num_slots:
-            chunks.append(current)
-            current, free, fits = [], [row_len], 0
         current.append(i)
         free[fits] -= n
     if current:
-        chunks.append(current)
+        chunks.append((current, len(free)))
     return chunks

@@ -113,6 +113,16 @@ def _visible(seg_q, pos_q, seg_k, pos_k, window: Optional[int]):
     return mask
 
 
+def _key_block(q, k_ref, v_ref, seg_ref, seg_q, pos_q, k_start, *, scale, window, block_k):
+    """One key block for a query block: its keys, values, base-2 scores ``q k^T`` and visibility."""
+    k = k_ref[pl.ds(k_start, block_k), :]
+    v = v_ref[pl.ds(k_start, block_k), :]
+    s = _dot(q, k, trans_b=True) * (scale * _LOG2E)
+    seg_k = seg_ref[pl.ds(k_start, block_k)]
+    pos_k = k_start + jnp.arange(block_k, dtype=jnp.int32)
+    return k, v, s, _visible(seg_q, pos_q, seg_k, pos_k, window)
+
+
 def _forward_kernel(q_ref, k_ref, v_ref, seg_ref, lo_ref, hi_ref, o_ref, lse_ref, *, scale, window, block_q, block_k):
     q_start = pl.program_id(0) * block_q
     q = q_ref[...]
@@ -121,13 +131,9 @@ def _forward_kernel(q_ref, k_ref, v_ref, seg_ref, lo_ref, hi_ref, o_ref, lse_ref
 
     def body(kb, carry):
         acc, m_prev, l_prev = carry
-        k_start = kb * block_k
-        k = k_ref[pl.ds(k_start, block_k), :]
-        v = v_ref[pl.ds(k_start, block_k), :]
-        s = _dot(q, k, trans_b=True) * (scale * _LOG2E)
-        seg_k = seg_ref[pl.ds(k_start, block_k)]
-        pos_k = k_start + jnp.arange(block_k, dtype=jnp.int32)
-        s = jnp.where(_visible(seg_q, pos_q, seg_k, pos_k, window), s, _MASK_VALUE)
+        k, v, s, visible = _key_block(q, k_ref, v_ref, seg_ref, seg_q, pos_q, kb * block_k,
+                                      scale=scale, window=window, block_k=block_k)
+        s = jnp.where(visible, s, _MASK_VALUE)
         m_next = jnp.maximum(m_prev, jnp.max(s, axis=1))
         correction = jnp.exp2(m_prev - m_next)
         p = jnp.exp2(s - m_next[:, None])
@@ -158,13 +164,9 @@ def _dq_kernel(q_ref, k_ref, v_ref, seg_ref, lo_ref, hi_ref, do_ref, lse_ref, de
     pos_q = q_start + jnp.arange(block_q, dtype=jnp.int32)
 
     def body(kb, dq):
-        k_start = kb * block_k
-        k = k_ref[pl.ds(k_start, block_k), :]
-        v = v_ref[pl.ds(k_start, block_k), :]
-        s = _dot(q, k, trans_b=True) * (scale * _LOG2E)
-        seg_k = seg_ref[pl.ds(k_start, block_k)]
-        pos_k = k_start + jnp.arange(block_k, dtype=jnp.int32)
-        p = jnp.where(_visible(seg_q, pos_q, seg_k, pos_k, window), jnp.exp2(s - lse[:, None]), 0.0)
+        k, v, s, visible = _key_block(q, k_ref, v_ref, seg_ref, seg_q, pos_q, kb * block_k,
+                                      scale=scale, window=window, block_k=block_k)
+        p = jnp.where(visible, jnp.exp2(s - lse[:, None]), 0.0)
         dp = _dot(do, v, trans_b=True)
         ds = p * (dp - delta[:, None])
         return dq + _dot(ds.astype(k.dtype), k)
