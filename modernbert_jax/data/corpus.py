@@ -8,11 +8,12 @@ Code:
     * every ``.py`` file of the Python standard library and of the installed packages
       (``sysconfig`` stdlib and purelib of the running interpreter).
 
-Documents are ``Document(id, source, text)`` with ``source`` "prose" or "code". ``default_corpus``
-deduplicates by content hash, optionally keeps a deterministic subset (``max_documents``, split
-evenly over the three origins, chosen by hash of the id so the subset is spread over the whole
-collection), and ``split_of`` assigns each document to train or validation by its content hash,
-so a document's split never depends on what else is in the corpus.
+Documents are ``Document(id, source, text)`` with ``source`` "prose" or "code".
+``default_candidates`` lists them unread, optionally a deterministic subset (``max_documents``,
+split evenly over the three origins, chosen by hash of the id so the subset is spread over the
+whole collection); ``read_documents`` loads them, deduplicated by content hash; and ``split_of``
+assigns each document to train or validation by its content hash, so a document's split never
+depends on what else is in the corpus.
 """
 
 from __future__ import annotations
@@ -271,8 +272,3 @@ def read_documents(candidates: Sequence[Candidate]) -> Iterator[Document]:
             continue
         seen.add(digest)
         yield Document(doc_id, source, text)
-
-
-def default_corpus(max_documents: int | None = None, **kwargs) -> Iterator[Document]:
-    """Deduplicated documents of the default corpus in a fixed order (see ``default_candidates``)."""
-    return read_documents(default_candidates(max_documents, **kwargs))

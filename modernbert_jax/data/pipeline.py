@@ -30,8 +30,7 @@ Each batch is a dict of NumPy arrays with ``B = batch_size // process_count`` ro
     masked_labels    int32   [B, M]  original token ids (pad_id where unused)
     masked_weights   float32 [B, M]  1.0 for real targets, 0.0 for unused slots
 
-``train.last_packing_efficiency`` / ``train.packing_efficiency`` (running, survives resume) give
-the non-padding fraction to log.
+``train.packing_efficiency`` (running, survives resume) gives the non-padding fraction to log.
 
 Determinism: document order is a permutation drawn from ``(seed, epoch)``; masking of global row
 ``r`` in step ``s`` uses a generator seeded by ``(seed, s, r)``. Every host packs the *whole*
@@ -110,13 +109,8 @@ class PretrainPipeline:
         self._real_tokens = 0
         self._total_tokens = 0
         self._order = self._permutation(0)
-        self.last_packing_efficiency = 0.0
 
     # -- public API ---------------------------------------------------------------------------
-
-    @property
-    def local_batch_size(self) -> int:
-        return self.batch_size // self.process_count
 
     @property
     def packing_efficiency(self) -> float:
@@ -146,7 +140,6 @@ class PretrainPipeline:
             raise StopIteration
         rows = self._take_rows(batch_size)
         global_batch = packing.rows_to_arrays(rows, self.seq_len, self.tokenizer.pad_id)
-        self.last_packing_efficiency = packing.packing_efficiency(global_batch["segment_ids"])
         self._real_tokens += int((global_batch["segment_ids"] > 0).sum())
         self._total_tokens += global_batch["segment_ids"].size
         local = batch_size // self.process_count

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import jax
 import orbax.checkpoint as ocp
 
 
@@ -94,8 +93,3 @@ class Checkpointer:
 
     def close(self) -> None:
         self._manager.close()
-
-
-def abstract_like(tree: Any) -> Any:
-    """ShapeDtypeStructs carrying each leaf's sharding: the restore target for `tree`'s layout."""
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)

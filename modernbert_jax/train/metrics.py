@@ -15,9 +15,10 @@ from typing import Any, Mapping
 import jax
 import numpy as np
 
+from modernbert_jax import config as config_lib
+
 # Dense bf16 peak FLOP/s per device, for the MFU estimate (vendor datasheets, no sparsity).
 PEAK_FLOPS_BY_DEVICE_KIND = {
-    "NVIDIA H100 80GB HBM3": 989e12,
     "NVIDIA H100": 989e12,
     "NVIDIA H200": 989e12,
     "NVIDIA A100-SXM4-80GB": 312e12,
@@ -43,7 +44,7 @@ def train_flops_per_token(params: Any, model_cfg: Any, seq_len: int, masked_frac
     embedding is used as the decoder only at masked positions (sparse prediction), so it counts
     at `masked_fraction` of the tokens (the lookup itself is free). Attention adds
     2 matmuls x 2 FLOPs x 3 (fwd+bwd) x hidden x context per layer, where local layers see at most
-    `local_attention` keys.
+    `local_attention` + 1 keys (the window of `config.layer_window`).
     """
     matrix_params, embed = 0, 0
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
@@ -54,13 +55,11 @@ def train_flops_per_token(params: Any, model_cfg: Any, seq_len: int, masked_frac
             embed += leaf.size
         elif "position_embeddings" not in names and "token_type_embeddings" not in names:
             matrix_params += leaf.size
-    hidden = model_cfg.hidden_size
-    every = max(int(model_cfg.get("global_attn_every_n_layers", 1) or 1), 1)
-    window = int(model_cfg.get("local_attention", seq_len) or seq_len)
     attention = 0.0
     for layer in range(model_cfg.num_layers):
-        context = seq_len if layer % every == 0 else min(seq_len, window + 1)
-        attention += 12.0 * hidden * context
+        half = config_lib.layer_window(model_cfg, layer)
+        context = seq_len if half is None else min(seq_len, 2 * half + 1)
+        attention += 12.0 * model_cfg.hidden_size * context
     return 6.0 * matrix_params + 6.0 * masked_fraction * embed + attention
 
 

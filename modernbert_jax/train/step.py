@@ -61,8 +61,7 @@ def make_train_step(
             sums = mlm_sums(module, p, micro, rng if use_dropout else None)
             return sums["loss_sum"], sums
 
-        grads, sums = jax.grad(loss, has_aux=True)(params)
-        return grads, sums
+        return jax.grad(loss, has_aux=True)(params)
 
     def train_step(state: TrainState, batch: Batch):
         num_micro = batch["input_ids"].shape[0]
