@@ -12,6 +12,8 @@ position 0, label ``pad_id`` and weight 0.
 
 from __future__ import annotations
 
+import functools
+
 import math
 from typing import Sequence
 
@@ -57,11 +59,17 @@ def mask_row(
     return corrupted, positions, labels, weights
 
 
-def ordinary_token_ids(vocab_size: int, special_ids: Sequence[int]) -> np.ndarray:
-    """Ids that the 10% random replacement may draw: every id except the special tokens."""
+@functools.lru_cache(maxsize=8)
+def ordinary_token_ids(vocab_size: int, special_ids: tuple[int, ...]) -> np.ndarray:
+    """Ids that the 10% random replacement may draw: every id except the special tokens.
+
+    Cached (read-only): it depends only on the tokenizer, and every micro-batch asks for it.
+    """
     keep = np.ones(vocab_size, bool)
     keep[list(special_ids)] = False
-    return np.flatnonzero(keep).astype(np.int32)
+    ids = np.flatnonzero(keep).astype(np.int32)
+    ids.flags.writeable = False
+    return ids
 
 
 def mask_batch(
@@ -86,7 +94,7 @@ def mask_batch(
         raise ValueError(f"need one generator per row: {len(row_rngs)} for {input_ids.shape[0]} rows")
     num_slots = num_mask_slots(input_ids.shape[1], rate)
     maskable = (segment_ids > 0) & ~np.isin(input_ids, np.asarray(list(special_ids)))
-    random_ids = ordinary_token_ids(vocab_size, special_ids)
+    random_ids = ordinary_token_ids(vocab_size, tuple(special_ids))
     out = {k: v for k, v in batch.items()}
     rows = [
         mask_row(input_ids[b], maskable[b], row_rngs[b], rate=rate, num_slots=num_slots, mask_id=mask_id,
