@@ -13,6 +13,7 @@ fields use the reference library's names and defaults unless noted.
 
 import ml_collections
 
+from gliner_jax.data import pydocs
 from modernbert_jax import config as model_lib
 
 
@@ -56,7 +57,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         max_examples=60 if demo else 400,  # 0 = the whole split
         splits=("validation", "test"),
     ))
-    cfg.unseen_types = ("exception", "environment variable", "PEP", "keyword")
+    cfg.unseen_types = pydocs.UNSEEN_TYPES  # held out of training (zero-shot protocol)
     cfg.out = ""  # results JSON; "" = experiments/results/gliner_<backbone>[_demo].json
     cfg.save_dir = ""  # where to write the trained model (reference layout); "" = don't
     cfg.checkpoint_dir = ""  # Orbax checkpoint of the final params; "" = don't

@@ -114,7 +114,8 @@ def main(_) -> None:
     if cfg.checkpoint_dir:
         import orbax.checkpoint as ocp
 
-        ocp.StandardCheckpointer().save(Path(cfg.checkpoint_dir).absolute() / "params", params)
+        with ocp.StandardCheckpointer() as checkpointer:  # saves asynchronously; leaving the block waits for it
+            checkpointer.save(Path(cfg.checkpoint_dir).absolute() / "params", params)
     out = Path(cfg.out or f"experiments/results/gliner_{cfg.backbone}{'_demo' if cfg.demo else ''}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({

@@ -63,24 +63,22 @@ def span_loss(
     type_mask: jax.Array,
     span_valid: jax.Array,
     *,
-    alpha: float = -1.0,
-    gamma: float = 0.0,
-    prob_margin: float = 0.0,
-    label_smoothing: float = 0.0,
     reduction: str = "sum",
     negatives: float = 1.0,
     masking: str = "none",
     rng: jax.Array | None = None,
+    **focal,
 ) -> jax.Array:
-    """Scalar loss for ``logits``/``labels [B, W, K, C]``, ``type_mask [B, C]``, ``span_valid [B, W, K]``."""
+    """Scalar loss for ``logits``/``labels [B, W, K, C]``, ``type_mask [B, C]``, ``span_valid [B, W, K]``.
+
+    ``focal`` holds the options of ``focal_loss_with_logits`` (alpha, gamma, prob_margin, label_smoothing).
+    """
     if reduction not in ("sum", "mean"):
         raise ValueError(f"reduction={reduction!r} must be 'sum' or 'mean'")
     B, W, K, C = logits.shape
     flat_logits = logits.reshape(B, W * K, C)
     flat_labels = labels.reshape(B, W * K, C)
-    losses = focal_loss_with_logits(
-        flat_logits, flat_labels, alpha=alpha, gamma=gamma, prob_margin=prob_margin, label_smoothing=label_smoothing
-    )
+    losses = focal_loss_with_logits(flat_logits, flat_labels, **focal)
     losses = losses * negative_mask(flat_labels, masking, negatives, rng)
     span_mask = span_valid.reshape(B, W * K, 1).astype(losses.dtype)
     losses = losses * type_mask[:, None, :].astype(losses.dtype) * span_mask

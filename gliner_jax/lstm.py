@@ -13,12 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-
-def _uniform(scale: float):
-    def init(key, shape, dtype=jnp.float32):
-        return jax.random.uniform(key, shape, dtype, -scale, scale)
-
-    return init
+from gliner_jax.span_rep import torch_linear_init
 
 
 class BiLSTMLayer(nn.Module):
@@ -34,7 +29,7 @@ class BiLSTMLayer(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, lengths: jax.Array) -> jax.Array:
         H = self.hidden_size
-        init = _uniform(1.0 / H**0.5)  # PyTorch's LSTM initialisation
+        init = torch_linear_init(H)  # PyTorch's LSTM initialisation: U(-1/sqrt(H), 1/sqrt(H))
 
         def direction_params(name):
             return {

@@ -37,11 +37,11 @@ def score(gold: Sequence[Iterable[tuple]], pred: Sequence[Iterable[tuple]], type
         sums = [sum(counts[n][i] for n in names) for i in range(3)]
         return prf(*sums)
 
-    seen = [t for t in types if t not in set(unseen)]
+    held_out = set(unseen)
     return {
         "micro": group(types),
-        "seen": group(seen),
-        "unseen": group([t for t in types if t in set(unseen)]) if unseen else None,
+        "seen": group([t for t in types if t not in held_out]),
+        "unseen": group([t for t in types if t in held_out]) if unseen else None,
         "per_type": {t: prf(*counts[t]) for t in types},
     }
 

@@ -45,7 +45,10 @@ class Encoded:
     input_ids: list[int]
     word_pos: list[int]  # token index of each text word's first sub-token, -1 if none
     type_pos: list[int]  # token index of each <<ENT>>
-    num_words: int
+
+    @property
+    def num_words(self) -> int:
+        return len(self.word_pos)
 
 
 def build_prompt(labels: Sequence[str], ent_token: str, sep_token: str) -> list[str]:
@@ -83,7 +86,7 @@ def encode_batch(
             prev = wid
         shift = 0 if embed_ent_token else 1
         type_pos = [t + shift for t, i in enumerate(enc.ids) if i == ent_id]
-        out.append(Encoded(list(enc.ids), word_pos, type_pos, len(text_words)))
+        out.append(Encoded(list(enc.ids), word_pos, type_pos))
     return out
 
 

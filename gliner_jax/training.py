@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -121,7 +120,3 @@ def make_train_step(module: GLiNERModel, tx: optax.GradientTransformation, train
         return params, opt_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), "spans": spans}
 
     return step
-
-
-def to_device(batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-    return {k: jnp.asarray(v) for k, v in batch.items()}

@@ -52,8 +52,8 @@ def test_batch_has_static_shapes_and_targets(tiny_model):
 
 def test_loss_decreases(tiny_model):
     rng = np.random.default_rng(0)
-    batch = training.to_device(training.make_batch(EXAMPLES, tiny_model.tokenizer, tiny_model.config, rng,
-                                                   batch_size=2, max_words=12, max_tokens=48, train=TRAIN))
+    batch = jax.device_put(training.make_batch(EXAMPLES, tiny_model.tokenizer, tiny_model.config, rng,
+                                               batch_size=2, max_words=12, max_tokens=48, train=TRAIN))
     tx = training.optimizer(TRAIN, tiny_model.params)
     step = training.make_train_step(tiny_model.module, tx, TRAIN)
     params, state = tiny_model.params, tx.init(tiny_model.params)

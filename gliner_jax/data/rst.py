@@ -47,7 +47,7 @@ NON_PROSE_DIRECTIVES = {
     "code-block", "sourcecode", "code", "doctest", "testcode", "testoutput", "testsetup", "testcleanup",
     "productionlist", "csv-table", "table", "list-table", "literalinclude", "include", "image", "figure",
     "toctree", "raw", "highlight", "index", "only", "math", "graphviz", "opcodesummary", "c:macro",
-    "audit-event-table", "include", "moduleauthor", "sectionauthor", "tabularcolumns", "digraph",
+    "audit-event-table", "moduleauthor", "sectionauthor", "tabularcolumns", "digraph",
 }
 
 

@@ -50,7 +50,7 @@ class PythonDocsNer(tfds.core.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager):
         del dl_manager  # the source comes from apt, not a URL
         root = debian.python_doc_root() / "_sources"
-        files = sorted(root.rglob("*.rst.txt"))
+        files = debian.python_doc_sources()
         return {split: self._generate_examples(root, files, split) for split in pydocs.SPLITS}
 
     def _generate_examples(self, root: Path, files: list[Path], split: str):
@@ -85,10 +85,12 @@ def to_reference(record: dict) -> dict:
 
 
 def prepare(data_dir: str | os.PathLike | None = None) -> tfds.core.DatasetBuilder:
-    """Build the dataset under ``data_dir`` once (array_record) and return its builder."""
-    builder = PythonDocsNer(data_dir=str(data_dir or tfds_builder.default_data_dir()), file_format="array_record")
-    builder.download_and_prepare()
-    return builder
+    """Build the dataset under ``data_dir`` once (array_record) and return its builder.
+
+    Defining ``PythonDocsNer`` above registered it with TFDS, so the shared preparer (one
+    data dir, a lock against concurrent builds) finds it by name.
+    """
+    return tfds_builder.prepare_tfds(NAME, data_dir)
 
 
 def load_split(split: str, data_dir: str | os.PathLike | None = None) -> list[dict]:
