@@ -58,9 +58,40 @@ def encoder_tensors(module, params) -> tuple[dict[str, Any], dict[str, np.ndarra
     return config, tensors
 
 
-def _ffn_pairs(ours: str, theirs: str):
-    yield (ours, "dense_in"), f"{theirs}.0"
-    yield (ours, "dense_out"), f"{theirs}.3"
+_LSTM_DIRECTIONS = (("forward", ""), ("backward", "_reverse"))
+
+
+def _head_map(num_rnn_layers: int, has_projection: bool):
+    """``(our param path, reference tensor name, transposed)`` for every head tensor but the LSTM
+    biases (one of ours, two of theirs). One table serves loading and saving, so they cannot drift."""
+
+    def dense(path: tuple, name: str):
+        yield path + ("kernel",), f"{name}.weight", True
+        yield path + ("bias",), f"{name}.bias", False
+
+    def ffn(path: tuple, name: str):  # Linear, ReLU, Dropout, Linear: indices 0 and 3
+        yield from dense(path + ("dense_in",), f"{name}.0")
+        yield from dense(path + ("dense_out",), f"{name}.3")
+
+    if has_projection:
+        yield from dense(("projection",), "token_rep_layer.projection")
+    for layer in range(num_rnn_layers):
+        for ours, suffix in _LSTM_DIRECTIONS:
+            for w in ("ih", "hh"):
+                yield ("rnn", f"l{layer}", f"{ours}_w_{w}"), f"rnn.lstm.weight_{w}_l{layer}{suffix}", True
+    span = "span_rep_layer.span_rep_layer"
+    for part in ("project_start", "project_end"):
+        yield from ffn(("span_rep", part), f"{span}.{part}")
+    for ours, index in (("in", 0), ("out", 3)):
+        yield ("span_rep", f"out_dense_{ours}_kernel"), f"{span}.out_project.{index}.weight", True
+        yield ("span_rep", f"out_dense_{ours}_bias"), f"{span}.out_project.{index}.bias", False
+    yield from ffn(("prompt_rep",), "prompt_rep_layer")
+
+
+def _set(tree: dict, path: tuple, value) -> None:
+    for key in path[:-1]:
+        tree = tree.setdefault(key, {})
+    tree[path[-1]] = value
 
 
 def head_from_torch(tensors: dict[str, np.ndarray], num_rnn_layers: int, has_projection: bool) -> dict:
@@ -71,62 +102,28 @@ def head_from_torch(tensors: dict[str, np.ndarray], num_rnn_layers: int, has_pro
             raise ValueError(f"tensor {name!r} is missing from the GLiNER checkpoint")
         return np.asarray(tensors[name], np.float32)
 
-    def dense(name: str) -> dict:
-        return {"kernel": get(f"{name}.weight").T, "bias": get(f"{name}.bias")}
-
     params: dict = {}
-    if has_projection:
-        params["projection"] = dense("token_rep_layer.projection")
-    if num_rnn_layers:
-        rnn = {}
-        for layer in range(num_rnn_layers):
-            rnn[f"l{layer}"] = {}
-            for ours, suffix in (("forward", ""), ("backward", "_reverse")):
-                t = f"rnn.lstm.{{}}_l{layer}{suffix}"
-                rnn[f"l{layer}"][f"{ours}_w_ih"] = get(t.format("weight_ih")).T
-                rnn[f"l{layer}"][f"{ours}_w_hh"] = get(t.format("weight_hh")).T
-                rnn[f"l{layer}"][f"{ours}_bias"] = get(t.format("bias_ih")) + get(t.format("bias_hh"))
-        params["rnn"] = rnn
-    span = {}
-    for part in ("project_start", "project_end"):
-        span[part] = {k[1]: dense(v) for k, v in _ffn_pairs(part, f"span_rep_layer.span_rep_layer.{part}")}
-    out = "span_rep_layer.span_rep_layer.out_project"
-    span["out_dense_in_kernel"] = get(f"{out}.0.weight").T
-    span["out_dense_in_bias"] = get(f"{out}.0.bias")
-    span["out_dense_out_kernel"] = get(f"{out}.3.weight").T
-    span["out_dense_out_bias"] = get(f"{out}.3.bias")
-    params["span_rep"] = span
-    params["prompt_rep"] = {k[1]: dense(v) for k, v in _ffn_pairs("prompt_rep", "prompt_rep_layer")}
+    for path, name, transposed in _head_map(num_rnn_layers, has_projection):
+        _set(params, path, get(name).T if transposed else get(name))
+    for layer in range(num_rnn_layers):
+        for ours, suffix in _LSTM_DIRECTIONS:
+            bias = get(f"rnn.lstm.bias_ih_l{layer}{suffix}") + get(f"rnn.lstm.bias_hh_l{layer}{suffix}")
+            _set(params, ("rnn", f"l{layer}", f"{ours}_bias"), bias)
     return params
 
 
 def head_to_torch(params: dict) -> dict[str, np.ndarray]:
     """Inverse of ``head_from_torch`` (the LSTM bias is written as ``bias_ih``, ``bias_hh = 0``)."""
+    num_rnn_layers = len(params.get("rnn", {}))
     out: dict[str, np.ndarray] = {}
-
-    def dense(tree: dict, name: str) -> None:
-        out[f"{name}.weight"] = np.asarray(tree["kernel"]).T
-        out[f"{name}.bias"] = np.asarray(tree["bias"])
-
-    if "projection" in params:
-        dense(params["projection"], "token_rep_layer.projection")
-    for key, tree in params.get("rnn", {}).items():
-        layer = key[1:]
-        for direction, suffix in (("forward", ""), ("backward", "_reverse")):
-            bias = np.asarray(tree[f"{direction}_bias"])
-            out[f"rnn.lstm.weight_ih_l{layer}{suffix}"] = np.asarray(tree[f"{direction}_w_ih"]).T
-            out[f"rnn.lstm.weight_hh_l{layer}{suffix}"] = np.asarray(tree[f"{direction}_w_hh"]).T
+    for path, name, transposed in _head_map(num_rnn_layers, "projection" in params):
+        value = params
+        for key in path:
+            value = value[key]
+        out[name] = np.asarray(value).T if transposed else np.asarray(value)
+    for layer in range(num_rnn_layers):
+        for ours, suffix in _LSTM_DIRECTIONS:
+            bias = np.asarray(params["rnn"][f"l{layer}"][f"{ours}_bias"])
             out[f"rnn.lstm.bias_ih_l{layer}{suffix}"] = bias
             out[f"rnn.lstm.bias_hh_l{layer}{suffix}"] = np.zeros_like(bias)
-    span = params["span_rep"]
-    for part in ("project_start", "project_end"):
-        for (_, sub), name in _ffn_pairs(part, f"span_rep_layer.span_rep_layer.{part}"):
-            dense(span[part][sub], name)
-    o = "span_rep_layer.span_rep_layer.out_project"
-    out[f"{o}.0.weight"] = np.asarray(span["out_dense_in_kernel"]).T
-    out[f"{o}.0.bias"] = np.asarray(span["out_dense_in_bias"])
-    out[f"{o}.3.weight"] = np.asarray(span["out_dense_out_kernel"]).T
-    out[f"{o}.3.bias"] = np.asarray(span["out_dense_out_bias"])
-    for (_, sub), name in _ffn_pairs("prompt_rep", "prompt_rep_layer"):
-        dense(params["prompt_rep"][sub], name)
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
