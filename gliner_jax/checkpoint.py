@@ -10,9 +10,6 @@ module maps only the GLiNER head.
 
 from __future__ import annotations
 
-import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,24 +35,14 @@ def check_backbone(encoder_config: dict[str, Any] | None, where: str) -> None:
 
 def load_encoder(encoder_config: dict[str, Any], tensors: dict[str, np.ndarray]):
     """Backbone ``(module, params)`` from the prefixed tensors, through ``modernbert_jax.hf``."""
-    from safetensors.numpy import save_file
-
     encoder = {k[len(ENCODER_PREFIX):]: v for k, v in tensors.items() if k.startswith(ENCODER_PREFIX)}
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "config.json").write_text(json.dumps(encoder_config))
-        save_file({k: np.ascontiguousarray(v) for k, v in encoder.items()}, str(Path(tmp) / "model.safetensors"))
-        return hf.from_pretrained(tmp)
+    return hf.from_tensors(encoder_config, encoder, where="GLiNER checkpoint backbone")
 
 
 def encoder_tensors(module, params) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The backbone as (HF config dict, prefixed tensors)."""
-    from safetensors.numpy import load_file
-
-    with tempfile.TemporaryDirectory() as tmp:
-        out = hf.save_pretrained(Path(tmp) / "enc", module, params)
-        config = json.loads((out / "config.json").read_text())
-        tensors = {ENCODER_PREFIX + k: v for k, v in load_file(str(out / "model.safetensors")).items()}
-    return config, tensors
+    config, tensors = hf.to_tensors(module, params)
+    return config, {ENCODER_PREFIX + k: v for k, v in tensors.items()}
 
 
 _LSTM_DIRECTIONS = (("forward", ""), ("backward", "_reverse"))

@@ -6,7 +6,8 @@ negatives per positive type, the ratio drawn per example), shuffled and capped a
 ``max_types``. On top, the paper's regulariser: with probability ``drop_types_prob`` a
 random subset of the prompted types is dropped, so the model learns that types absent
 from the prompt are not to be tagged. The optimiser is the reference's: AdamW with
-separate learning rates and weight decay for the encoder and the head, warmup then
+separate learning rates and weight decay for the encoder and the head (decay skips biases and
+norms, as the reference), warmup then
 linear or cosine decay, and global-norm clipping.
 """
 
@@ -22,6 +23,7 @@ import optax
 from gliner_jax import loss as loss_lib
 from gliner_jax import processor
 from gliner_jax.model import GLiNERModel
+from modernbert_jax import optim
 
 
 def sample_types(examples: Sequence[dict], rng: np.random.Generator, *, max_types: int,
@@ -89,7 +91,7 @@ def optimizer(train: ml_collections.ConfigDict, params: dict) -> optax.GradientT
     """AdamW with one learning rate for the encoder and another (``others_lr``) for the head."""
     def adamw(lr, wd):
         return optax.adamw(schedule(lr, train.num_steps, train.warmup_ratio, train.lr_scheduler_type),
-                           weight_decay=wd)
+                           weight_decay=wd, mask=optim.decay_mask)
 
     labels = {k: ("encoder" if k == "encoder" else "head") for k in params}
     return optax.chain(

@@ -253,20 +253,17 @@ def _set(tree: dict, path: tuple[str, ...], value) -> None:
     tree[path[-1]] = value
 
 
-def from_pretrained(path: str | os.PathLike, head: Optional[str] = None) -> tuple[nn.Module, dict]:
-    """Load a Hugging Face ModernBERT or BERT directory as ``(module, params)``.
+def from_tensors(
+    hf_config: dict, tensors: dict[str, np.ndarray], head: Optional[str] = None, *, where: str = "checkpoint"
+) -> tuple[nn.Module, dict]:
+    """``(module, params)`` from a ``config.json`` dict and HF-named tensors, in memory.
 
-    ``head=None`` gives an ``Encoder`` (last hidden states); ``head="mlm"`` a ``MaskedLM``.
-    Raises a ValueError naming the tensor when names or shapes do not match the config.
+    ``where`` names the source in errors. Raises a ValueError naming the tensor when names or
+    shapes do not match the config.
     """
     if head not in HEADS:
         raise ValueError(f"head={head!r} is not one of {HEADS}")
-    path = Path(path)
-    config_file = path / "config.json"
-    if not config_file.exists():
-        raise FileNotFoundError(f"no config.json in {path}")
-    cfg = config_from_hf(json.loads(config_file.read_text()))
-    tensors = read_tensors(path)
+    cfg = config_from_hf(hf_config)
     module = _module_for(cfg, head)
     shapes = _param_shapes(module)
     enc_path = ("encoder",) if head == "mlm" else ()
@@ -276,7 +273,7 @@ def from_pretrained(path: str | os.PathLike, head: Optional[str] = None) -> tupl
     candidates = [_encoder_prefix(cfg, head)] if head == "mlm" else ["", _encoder_prefix(cfg, "mlm")]
     prefix = next((p for p in candidates if any(k.startswith(p + "embeddings.") for k in tensors)), None)
     if prefix is None:
-        raise ValueError(f"{path}: no embedding tensors found under prefixes {candidates}; is this a {cfg.architecture} checkpoint?")
+        raise ValueError(f"{where}: no embedding tensors found under prefixes {candidates}; is this a {cfg.architecture} checkpoint?")
 
     params: dict = {}
     used = set()
@@ -284,7 +281,7 @@ def from_pretrained(path: str | os.PathLike, head: Optional[str] = None) -> tupl
         full = [n[1:] if n.startswith("/") else prefix + n for n in names]
         for name in full:
             if name not in tensors:
-                raise ValueError(f"{path}: tensor {name!r} is missing from the checkpoint")
+                raise ValueError(f"{where}: tensor {name!r} is missing from the checkpoint")
         arrays = [np.asarray(tensors[n], dtype=np.float32) for n in full]
         value = np.concatenate(arrays, axis=0) if len(arrays) > 1 else arrays[0]
         if kind == "linear":
@@ -293,7 +290,7 @@ def from_pretrained(path: str | os.PathLike, head: Optional[str] = None) -> tupl
         expected = _get(shapes, target).shape
         if value.shape != tuple(expected):
             raise ValueError(
-                f"{path}: tensor {' + '.join(full)} has shape {tuple(arrays[0].shape)}"
+                f"{where}: tensor {' + '.join(full)} has shape {tuple(arrays[0].shape)}"
                 f"{' (each)' if len(arrays) > 1 else ''}, which gives {value.shape} for {'/'.join(target)}; "
                 f"the config expects {tuple(expected)}"
             )
@@ -307,28 +304,35 @@ def from_pretrained(path: str | os.PathLike, head: Optional[str] = None) -> tupl
         and (head == "mlm" or k.startswith(prefix))
     ]
     if unexpected:
-        raise ValueError(f"{path}: unexpected tensor(s) not in a {cfg.architecture} model of this config: {unexpected[:5]}")
+        raise ValueError(f"{where}: unexpected tensor(s) not in a {cfg.architecture} model of this config: {unexpected[:5]}")
     return module, params
 
 
-def save_pretrained(path: str | os.PathLike, module: nn.Module, params: dict, *, overwrite: bool = False) -> Path:
-    """Write ``config.json`` + ``model.safetensors`` that ``transformers`` loads back.
+def from_pretrained(path: str | os.PathLike, head: Optional[str] = None) -> tuple[nn.Module, dict]:
+    """Load a Hugging Face ModernBERT or BERT directory as ``(module, params)``.
 
-    Refuses to replace an existing checkpoint unless ``overwrite=True``; writes to a
-    temporary directory first so an interrupted save never leaves a half-written one.
+    ``head=None`` gives an ``Encoder`` (last hidden states); ``head="mlm"`` a ``MaskedLM``.
     """
-    from safetensors.numpy import save_file
-
+    if head not in HEADS:
+        raise ValueError(f"head={head!r} is not one of {HEADS}")
     path = Path(path)
+    config_file = path / "config.json"
+    if not config_file.exists():
+        raise FileNotFoundError(f"no config.json in {path}")
+    hf_config = json.loads(config_file.read_text())
+    config_from_hf(hf_config)  # an unsupported architecture is named before any weights are read
+    return from_tensors(hf_config, read_tensors(path), head, where=str(path))
+
+
+def to_tensors(module: nn.Module, params: dict) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(config.json dict, HF-named float32 tensors)`` for an ``Encoder`` or ``MaskedLM``, in memory."""
     if isinstance(module, model_lib.MaskedLM):
         head, enc = "mlm", params["encoder"]
     elif isinstance(module, model_lib.Encoder):
         head, enc = None, params
     else:
-        raise TypeError(f"save_pretrained takes an Encoder or MaskedLM, not {type(module).__name__}")
+        raise TypeError(f"expected an Encoder or MaskedLM, not {type(module).__name__}")
     cfg = module.config
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(f"{path} exists and is not empty; pass overwrite=True to replace it")
     prefix = _encoder_prefix(cfg, head)
     tensors: dict[str, np.ndarray] = {}
     for our_path, names, kind in _tensor_map(cfg, head):
@@ -343,11 +347,26 @@ def save_pretrained(path: str | os.PathLike, module: nn.Module, params: dict, *,
         tensors[decoder] = tensors[prefix + ("embeddings.word_embeddings.weight" if cfg.architecture == "bert" else "embeddings.tok_embeddings.weight")]
         if cfg.architecture == "bert":
             tensors["cls.predictions.decoder.bias"] = tensors["cls.predictions.bias"]
+    return config_to_hf(cfg, head), tensors
+
+
+def save_pretrained(path: str | os.PathLike, module: nn.Module, params: dict, *, overwrite: bool = False) -> Path:
+    """Write ``config.json`` + ``model.safetensors`` that ``transformers`` loads back.
+
+    Refuses to replace an existing checkpoint unless ``overwrite=True``; writes to a
+    temporary directory first so an interrupted save never leaves a half-written one.
+    """
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    hf_config, tensors = to_tensors(module, params)
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise FileExistsError(f"{path} exists and is not empty; pass overwrite=True to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
     try:
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        (tmp / "config.json").write_text(json.dumps(config_to_hf(cfg, head), indent=2))
+        (tmp / "config.json").write_text(json.dumps(hf_config, indent=2))
         if path.exists():
             shutil.rmtree(path)
         tmp.rename(path)
