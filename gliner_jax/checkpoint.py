@@ -17,7 +17,6 @@ import numpy as np
 from modernbert_jax import hf
 
 ENCODER_PREFIX = "token_rep_layer.bert_layer.model."
-SUPPORTED_BACKBONES = hf.SUPPORTED
 
 
 def check_backbone(encoder_config: dict[str, Any] | None, where: str) -> None:
@@ -25,11 +24,11 @@ def check_backbone(encoder_config: dict[str, Any] | None, where: str) -> None:
     if not encoder_config:
         raise ValueError(f"{where}: gliner_config.json has no encoder_config, so the backbone is unknown")
     model_type = encoder_config.get("model_type")
-    if model_type not in SUPPORTED_BACKBONES:
+    if model_type not in hf.SUPPORTED:
         arch = ", ".join(encoder_config.get("architectures") or []) or "unknown architecture"
         raise ValueError(
             f"{where}: backbone model_type={model_type!r} ({arch}) is not supported; "
-            f"gliner_jax runs GLiNER on {' and '.join(SUPPORTED_BACKBONES)} backbones only"
+            f"gliner_jax runs GLiNER on {' and '.join(hf.SUPPORTED)} backbones only"
         )
 
 
