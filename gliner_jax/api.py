@@ -68,8 +68,9 @@ class GLiNER:
 
     @classmethod
     def from_backbone(cls, backbone: str | Path, config: GLiNERConfig, seed: int = 0) -> "GLiNER":
-        """A new model: pretrained Hugging Face encoder at ``backbone``, randomly initialised head."""
-        backbone = Path(backbone)
+        """A new model: pretrained encoder at ``backbone`` (a Hugging Face BERT/ModernBERT directory
+        with ``tokenizer.json``, or a finished pretraining workdir), randomly initialised head."""
+        backbone = hf.resolve_dir(backbone)
         encoder, enc_params = hf.from_pretrained(backbone)
         tok = processor.load_tokenizer(str(backbone / "tokenizer.json"), config.ent_token, config.sep_token)
         new_vocab = tok.get_vocab_size(with_added_tokens=True)
@@ -159,24 +160,27 @@ class GLiNER:
         results = []
         for text, ws, spans in zip(texts, words, candidates):
             entities = []
-            for span in decoding.greedy_search(spans, flat_ner, multi_label):
-                start, end = ws[span.start].start, ws[span.end].end
+            for i in decoding.greedy_search(spans, flat_ner, multi_label).tolist():
+                start, end = ws[spans.start[i]].start, ws[spans.end[i]].end
                 entities.append({"start": start, "end": end, "text": text[start:end],
-                                 "label": span.label, "score": span.score})
+                                 "label": labels[spans.label[i]], "score": float(spans.score[i])})
             results.append(entities)
         return results
 
     def score_candidates(self, texts: Sequence[Sequence[str]], labels: list[str], threshold: float,
-                         batch_size: int = 8) -> list[list[decoding.Span]]:
-        """Candidate spans above ``threshold`` per text (word indices), over all windows and label passes."""
-        jobs = []  # (text index, first word, words, labels)
+                         batch_size: int = 8) -> list[decoding.Candidates]:
+        """Candidate spans above ``threshold`` per text (word indices, label indices into ``labels``),
+        over all windows and label passes."""
+        jobs = []  # (text index, first word, words, labels, index of the first label)
+        offset = 0
         for label_chunk in self._label_chunks(labels):
             prompt_tokens = self._count_tokens(processor.build_prompt(label_chunk, self.config.ent_token,
                                                                       self.config.sep_token))
             for i, words in enumerate(texts):
                 for first, last in self._windows(words, self.max_tokens - prompt_tokens - 2):
-                    jobs.append((i, first, words[first:last], label_chunk))
-        best: list[dict[tuple[int, int, str], float]] = [{} for _ in texts]
+                    jobs.append((i, first, words[first:last], label_chunk, offset))
+            offset += len(label_chunk)
+        parts: list[list[decoding.Candidates]] = [[] for _ in texts]
         encoded = processor.encode_batch(self.tokenizer, [j[2] for j in jobs], [j[3] for j in jobs],
                                          ent_token=self.config.ent_token, sep_token=self.config.sep_token,
                                          embed_ent_token=self.config.embed_ent_token)
@@ -185,12 +189,10 @@ class GLiNER:
             rows = 1 << (len(chunk) - 1).bit_length()  # batch sizes are powers of two: few compilations
             batch = processor.collate([encoded[i] for i in indices], batch_size=rows)
             probs = np.asarray(self._probs(self.params, batch))
-            for b, (i, first, words, label_chunk) in enumerate(chunk):
-                for span in decoding.candidate_spans(probs[b], len(words), label_chunk, threshold):
-                    key = (span.start + first, span.end + first, span.label)
-                    if span.score > best[i].get(key, -1.0):
-                        best[i][key] = span.score
-        return [[decoding.Span(s, e, label, score) for (s, e, label), score in spans.items()] for spans in best]
+            for b, (i, first, words, label_chunk, label_offset) in enumerate(chunk):
+                found = decoding.candidate_spans(probs[b, :, :, : len(label_chunk)], len(words), threshold, label_offset)
+                parts[i].append(found._replace(start=found.start + first, end=found.end + first))
+        return [decoding.merge(p) for p in parts]
 
     @staticmethod
     def _plan_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

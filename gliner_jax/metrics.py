@@ -50,8 +50,10 @@ def evaluate(model, examples: Sequence[dict], types: Sequence[str], *, unseen: S
              threshold: float = 0.5, batch_size: int = 8, flat_ner: bool = True) -> dict:
     """Predict every example with all ``types`` as the prompt and score against its gold spans."""
     words = [ex["tokenized_text"] for ex in examples]
-    candidates = model.score_candidates(words, list(types), threshold, batch_size)
-    pred = [[(s.start, s.end, s.label) for s in decoding.greedy_search(c, flat_ner, False)] for c in candidates]
+    types = list(types)
+    candidates = model.score_candidates(words, types, threshold, batch_size)
+    pred = [[(int(c.start[i]), int(c.end[i]), types[c.label[i]]) for i in decoding.greedy_search(c, flat_ner, False)]
+            for c in candidates]
     allowed = set(types)
     gold = [[(a, b, label) for a, b, label in ex["ner"] if label in allowed] for ex in examples]
     return score(gold, pred, types, unseen)

@@ -308,17 +308,31 @@ def from_tensors(
     return module, params
 
 
+def resolve_dir(path: str | os.PathLike) -> Path:
+    """The Hugging Face directory at ``path``: ``path`` itself, or the ``hf/`` export that a
+    finished pretraining run (``experiments/pretrain.py --workdir=path``) leaves in its workdir."""
+    path = Path(path)
+    if (path / "config.json").exists():
+        return path
+    if (path / "hf" / "config.json").exists():
+        return path / "hf"
+    if (path / "checkpoints").is_dir():
+        raise FileNotFoundError(
+            f"{path} is a pretraining workdir without an hf/ export: the run has not finished "
+            "(the export is written at the end; rerun the same command to resume and finish)")
+    raise FileNotFoundError(f"no config.json in {path} (nor in {path / 'hf'}, a pretraining workdir's export)")
+
+
 def from_pretrained(path: str | os.PathLike, head: Optional[str] = None) -> tuple[nn.Module, dict]:
-    """Load a Hugging Face ModernBERT or BERT directory as ``(module, params)``.
+    """Load a Hugging Face ModernBERT or BERT directory (or a pretraining workdir's export, see
+    ``resolve_dir``) as ``(module, params)``.
 
     ``head=None`` gives an ``Encoder`` (last hidden states); ``head="mlm"`` a ``MaskedLM``.
     """
     if head not in HEADS:
         raise ValueError(f"head={head!r} is not one of {HEADS}")
-    path = Path(path)
+    path = resolve_dir(path)
     config_file = path / "config.json"
-    if not config_file.exists():
-        raise FileNotFoundError(f"no config.json in {path}")
     hf_config = json.loads(config_file.read_text())
     config_from_hf(hf_config)  # an unsupported architecture is named before any weights are read
     return from_tensors(hf_config, read_tensors(path), head, where=str(path))
@@ -377,10 +391,11 @@ def save_pretrained(path: str | os.PathLike, module: nn.Module, params: dict, *,
 
 
 def load_tokenizer(path: str | os.PathLike):
-    """The checkpoint's own ``tokenizer.json`` through the ``tokenizers`` library."""
+    """The checkpoint's own ``tokenizer.json`` (``path`` as in ``resolve_dir``) through ``tokenizers``."""
     from tokenizers import Tokenizer
 
-    file = Path(path) / "tokenizer.json"
+    path = resolve_dir(path)
+    file = path / "tokenizer.json"
     if not file.exists():
         raise FileNotFoundError(f"no tokenizer.json in {path}")
     return Tokenizer.from_file(str(file))

@@ -90,11 +90,14 @@ class SentenceEncoder:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, max_seq_length: int | None = None) -> "SentenceEncoder":
-        """Load a sentence-transformers directory or a Hugging Face BERT/ModernBERT directory."""
+        """Load a sentence-transformers directory, a Hugging Face BERT/ModernBERT directory or a
+        finished pretraining workdir (its ``hf/`` export)."""
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"model directory {path} does not exist")
         modules_file = path / "modules.json"
+        if not modules_file.exists():
+            path = hf.resolve_dir(path)  # a plain HF directory, or a pretraining workdir's export
         pooling, normalize, transformer_dir = "mean", False, path
         if modules_file.exists():
             modules = json.loads(modules_file.read_text())

@@ -90,9 +90,10 @@ def test_greedy_decoding_matches_reference(flat_ner, multi_label):
     ref = SpanDecoder(None).decode(tokens, {1: "a", 2: "b", 3: "c"}, torch.from_numpy(logits),
                                    flat_ner=flat_ner, threshold=0.6, multi_label=multi_label)[0]
     probs = 1 / (1 + np.exp(-logits[0].astype(np.float64))).astype(np.float32)
-    spans = decoding.candidate_spans(probs, 7, labels, 0.6)
-    got = decoding.greedy_search(spans, flat_ner, multi_label)
-    assert [(s.start, s.end, s.label) for s in got] == [(s.start, s.end, s.entity_type) for s in ref]
+    spans = decoding.merge([decoding.candidate_spans(probs, 7, 0.6)])
+    got = [(int(spans.start[i]), int(spans.end[i]), labels[spans.label[i]])
+           for i in decoding.greedy_search(spans, flat_ner, multi_label)]
+    assert got == [(s.start, s.end, s.entity_type) for s in ref]
     assert got, "the random scores should leave some spans"
 
 
@@ -102,3 +103,13 @@ def test_word_splitter_offsets():
     assert [w.text for w in ws] == ["Use", "os", ".", "path-join_x", "(", "or", "東京", ")", "—", "naïve", "!"]
     assert all(text[w.start: w.end] == w.text for w in ws)
     assert words.split_words(" \n ") == []
+
+
+def test_merge_keeps_best_score_at_first_position():
+    """Windows and label passes can score the same span twice: one candidate, best score, first place."""
+    a = decoding.Candidates(np.array([3, 0]), np.array([4, 1]), np.array([1, 0]), np.array([0.6, 0.9], np.float32))
+    b = decoding.Candidates(np.array([5, 3]), np.array([5, 4]), np.array([0, 1]), np.array([0.7, 0.8], np.float32))
+    merged = decoding.merge([a, b])
+    assert list(zip(merged.start.tolist(), merged.end.tolist(), merged.label.tolist())) == [(3, 4, 1), (0, 1, 0), (5, 5, 0)]
+    np.testing.assert_allclose(merged.score, [0.8, 0.9, 0.7])
+    assert decoding.merge([]).score.size == 0

@@ -284,3 +284,23 @@ def test_next_phase_starts_from_previous_phase_weights(reference, tokenizer, tmp
     assert summary["step"] == 1
     fresh, trained = train_records(reference)[1]["loss"], train_records(workdir)[1]["loss"]
     assert trained < fresh - 0.3, (trained, fresh)
+
+
+def test_finished_workdir_is_a_backbone_for_gliner_and_setfit(reference, tokenizer, tmp_path):
+    """A pretraining workdir (its hf/ export) loads straight into GLiNER and SetFit; an unfinished
+    one is named as such."""
+    from gliner_jax import GLiNER, GLiNERConfig
+    from modernbert_jax import hf
+    from setfit_jax import SetFitModel
+
+    with pytest.raises(FileNotFoundError, match="has not finished"):
+        hf.resolve_dir(reference)  # checkpoints, but export_hf=False
+    workdir = str(tmp_path / "run")
+    loop.train(make_config(tokenizer, total_steps=2, export_hf=True), workdir)
+    gliner = GLiNER.from_backbone(workdir, GLiNERConfig(hidden_size=32, max_width=4, dropout=0.0), seed=0)
+    text = "json.dumps raises TypeError."
+    entities = gliner.predict_entities(text, ["function", "exception"], threshold=0.0)
+    assert entities and all(text[e["start"]:e["end"]] == e["text"] for e in entities)
+    setfit = SetFitModel.from_pretrained(workdir)
+    emb = setfit.encode(["def f(): pass", "import os"])
+    assert emb.shape == (2, 64) and np.isfinite(emb).all()
