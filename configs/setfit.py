@@ -34,6 +34,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.test_per_class = 25 if demo else 0  # 0: the whole fixed test split
     cfg.data_dir = ""  # TFDS data_dir; "" = TFDS default
     cfg.reference = not demo  # also run the `setfit` library on the same splits and seeds
+    # Ours only: bfloat16-input matmuls in training (TrainingArguments.use_amp). The reference
+    # always runs its float32 default: its use_amp is fp16 autocast, meant for CUDA.
+    cfg.use_amp = False
     cfg.train = ml_collections.ConfigDict(dict(
         batch_size=16,
         num_epochs=1,

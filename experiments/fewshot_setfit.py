@@ -6,7 +6,7 @@
 For each seed: sample ``shots`` training examples per class from the TFDS ``debian_sections``
 train split (seeded shuffle, first N per class), train both libraries with the same arguments
 from the same backbone weights, and score accuracy on the fixed test split. Writes per-seed
-results and mean +- std to ``experiments/results/fewshot_setfit_<backbone>_<shots>shot.json``.
+results and mean +- std to ``experiments/results/fewshot_setfit_<backbone>_<shots>shot[_amp].json``.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def run_ours(cfg, train, test, seed: int) -> dict:
     from setfit_jax import SetFitModel, Trainer, TrainingArguments
 
     model = SetFitModel.from_pretrained(backbone_path(cfg))
-    args = TrainingArguments(seed=seed, **cfg.train.to_dict())
+    args = TrainingArguments(seed=seed, use_amp=cfg.use_amp, **cfg.train.to_dict())
     trainer = Trainer(model, args=args, train_dataset={"text": train[0], "label": train[1]})
     t0 = time.perf_counter()
     history = trainer.train()
@@ -154,7 +154,8 @@ def main(argv):
             reference = False
     results = {"config": cfg.to_dict(), "test_size": len(test[0]), "cpu_count": os.cpu_count(),
                "load_average_at_start": os.getloadavg(), "seeds": []}
-    out = cfg.out or os.path.join(RESULTS, f"fewshot_setfit_{cfg.backbone}_{cfg.shots}shot.json")
+    amp = "_amp" if cfg.use_amp else ""
+    out = cfg.out or os.path.join(RESULTS, f"fewshot_setfit_{cfg.backbone}_{cfg.shots}shot{amp}.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     for seed in cfg.seeds:
         idx = data.sample_per_class(train_pool[1], cfg.shots, seed)

@@ -74,7 +74,7 @@ def main(_) -> None:
     opt_state = tx.init(params)
     step_fn = training.make_train_step(model.module, tx, cfg.train)
     key = jax.random.key(cfg.seed)
-    curve = []
+    curve, window = [], []
     order = rng.permutation(len(train_examples))
     cursor = 0
     t0 = time.time()
@@ -87,13 +87,18 @@ def main(_) -> None:
                                     max_words=cfg.train.max_words, max_tokens=cfg.train.max_tokens, train=cfg.train)
         key, step_key = jax.random.split(key)
         params, opt_state, m = step_fn(params, opt_state, jax.device_put(batch, batch_sharding), step_key)
+        window.append(m)  # device arrays: no host sync until the log step
         if step % cfg.train.log_every == 0 or step == cfg.train.num_steps:
-            loss = float(m["loss"])
-            if not np.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss} at step {step}")
-            curve.append({"step": step, "loss": loss, "grad_norm": float(m["grad_norm"]),
+            losses = np.array([float(x["loss"]) for x in window])
+            if not np.isfinite(losses).all():
+                first_bad = step - len(window) + 1 + int(np.flatnonzero(~np.isfinite(losses))[0])
+                raise FloatingPointError(f"loss is {losses[first_bad - step + len(window) - 1]} at step {first_bad}")
+            # One batch's loss swings with how many spans it holds: log the mean over the interval.
+            loss = float(losses.mean())
+            curve.append({"step": step, "loss": loss, "grad_norm": float(np.mean([float(x["grad_norm"]) for x in window])),
                           "seconds": round(time.time() - t0, 1)})
-            logging.info("step %d loss %.3f grad_norm %.3f (%.1fs)", step, loss, float(m["grad_norm"]), time.time() - t0)
+            window = []
+            logging.info("step %d loss %.3f grad_norm %.3f (%.1fs)", step, loss, curve[-1]["grad_norm"], time.time() - t0)
     train_seconds = time.time() - t0
     model.params = params
 

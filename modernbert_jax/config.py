@@ -72,6 +72,9 @@ def modernbert_config(**sizes) -> ml_collections.ConfigDict:
     cfg.classifier_pooling = "cls"  # "cls" or "mean"
     # Compute dtype; parameters stay float32. "auto": bfloat16 on GPU/TPU, float32 on CPU.
     cfg.dtype = "auto"
+    # Dense-layer matmuls: "auto" runs them in `dtype`; "bfloat16" casts their inputs to
+    # bfloat16 and accumulates in float32 (torch.autocast on CPU; fast with AMX/AVX512-BF16).
+    cfg.matmul_dtype = "auto"
     # xla | blocked | pallas | auto (pallas on GPU; blocked local / xla global elsewhere)
     cfg.attention_impl = "auto"
     cfg.remat = False  # rematerialise each layer in the backward pass
@@ -146,6 +149,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
         "norm_placement": ("pre", "post"),
         "classifier_pooling": ("cls", "mean"),
         "dtype": ("auto", "float32", "bfloat16", "float16"),
+        "matmul_dtype": ("auto", "bfloat16"),
         "attention_impl": ("xla", "blocked", "pallas", "auto"),
     }
     for field, allowed in choices.items():

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from modernbert_jax import attention as attention_lib
-from modernbert_jax import rope
+from modernbert_jax import precision, rope
 
 
 def compute_dtype(cfg: ml_collections.ConfigDict) -> jnp.dtype:
@@ -50,6 +50,7 @@ def dense(cfg: ml_collections.ConfigDict, features: int, axes: tuple, *, use_bia
         use_bias=use_bias,
         dtype=compute_dtype(cfg),
         param_dtype=jnp.float32,
+        dot_general=precision.bf16_dot_general if cfg.matmul_dtype == "bfloat16" else None,
         kernel_init=nn.with_logical_partitioning(
             trunc_normal(cfg, init_std(cfg, std_kind)), axes
         ),

@@ -22,9 +22,11 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import tokenizers
 
+from modernbert_jax import config as model_config
 from modernbert_jax import hf
 from setfit_jax import losses, packing
 
@@ -121,6 +123,13 @@ class SentenceEncoder:
         max_seq_length = min(int(max_seq_length), int(module.config.max_position_embeddings))
         tokenizer = hf.load_tokenizer(str(transformer_dir))
         return cls(module, params, tokenizer, max_seq_length, pooling, normalize)
+
+    def with_config(self, **fields) -> "SentenceEncoder":
+        """The same encoder with some model-config fields replaced (e.g. ``matmul_dtype``)."""
+        cfg = ml_collections.ConfigDict(self.module.config.to_dict())
+        cfg.update(fields)
+        model_config.validate(cfg)
+        return dataclasses.replace(self, module=self.module.clone(config=cfg))
 
     # -- tokenisation ---------------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:

@@ -15,14 +15,12 @@ once without dropout (the reference recomputes them every step with the body's d
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 
@@ -72,14 +70,10 @@ def _with_token_table(params, table):
 
 def compact_vocabulary(body: SentenceEncoder, ids: list[list[int]]):
     """A body whose token table holds only the tokens in ``ids`` (+ padding), and the remapped ids."""
-    cfg = body.module.config
-    vocab = np.unique(np.concatenate([np.concatenate([np.asarray(x, np.int64) for x in ids]), [cfg.pad_token_id]]))
-    compact_cfg = ml_collections.ConfigDict(cfg.to_dict())
-    compact_cfg.vocab_size = int(vocab.shape[0])
-    compact_cfg.pad_token_id = int(np.searchsorted(vocab, cfg.pad_token_id))
-    table = jnp.asarray(_token_table(body.params))[vocab]
-    compact = dataclasses.replace(body, module=body.module.clone(config=compact_cfg),
-                                  params=_with_token_table(body.params, table))
+    pad = body.module.config.pad_token_id
+    vocab = np.unique(np.concatenate([np.concatenate([np.asarray(x, np.int64) for x in ids]), [pad]]))
+    compact = body.with_config(vocab_size=int(vocab.shape[0]), pad_token_id=int(np.searchsorted(vocab, pad)))
+    compact.params = _with_token_table(body.params, jnp.asarray(_token_table(body.params))[vocab])
     return compact, [np.searchsorted(vocab, x).tolist() for x in ids], vocab
 
 
@@ -215,6 +209,8 @@ class Trainer:
     def _run_embedding_steps(self, ids: list[list[int]], batches: list, args: TrainingArguments) -> list[float]:
         full_body = self.model.model_body
         body, ids, vocab = compact_vocabulary(full_body, ids)
+        if args.use_amp:
+            body = body.with_config(matmul_dtype="bfloat16")
         bs = args.embedding_batch_size
         pair_loss = args.loss == "cosine_similarity"
         slots = 2 * bs if pair_loss else bs
@@ -327,6 +323,7 @@ def _fit_differentiable_head(model: SetFitModel, texts: Sequence[str], label_ids
         return
 
     ids = body.tokenize(texts, max_length=args.max_length)
+    train_body = body.with_config(matmul_dtype="bfloat16") if args.use_amp else body
     row_len = body.row_len_for(ids)
     rows = packing.rows_needed(sorted((len(x) for x in ids), reverse=True)[:bs], row_len)
     tx = optax.multi_transform(
@@ -335,7 +332,7 @@ def _fit_differentiable_head(model: SetFitModel, texts: Sequence[str], label_ids
         {"body": "body", "head": "head"})
 
     def loss_fn(params, packed, y, w, dropout_key):
-        emb = body.embed(params["body"], packed, deterministic=not args.dropout, dropout_rng=dropout_key)
+        emb = train_body.embed(params["body"], packed, deterministic=not args.dropout, dropout_rng=dropout_key)
         return head.loss(params["head"], features(emb), y, w)
 
     @jax.jit

@@ -7,7 +7,9 @@ Tuple-valued fields hold (embedding phase, classifier phase) values, exactly as
 torch class. Stage 1 uses AdamW with weight decay ``l2_weight`` on all weights but biases and
 norms, a linear warmup over ``ceil(warmup_proportion * steps)`` steps then linear decay to 0, and
 global-norm gradient clipping at ``max_grad_norm`` (the Hugging Face trainer's defaults the
-reference inherits). Dropout stays on during training as in the reference (``dropout=False`` turns it
+reference inherits). ``use_amp=True`` trains the body with bfloat16-input matmuls accumulated in
+float32 (``modernbert_jax.precision``; the reference's flag, which there means fp16 autocast on
+CUDA); parameters, optimiser state and inference stay float32. Dropout stays on during training as in the reference (``dropout=False`` turns it
 off, e.g. for parity checks). ``max_length`` caps tokens per text for the differentiable head's
 training, as the reference; logging and checkpoint fields of the reference have no counterpart.
 """
@@ -38,6 +40,7 @@ class TrainingArguments:
     max_grad_norm: float = 1.0
     max_length: Optional[int] = None
     seed: int = 42
+    use_amp: bool = False
     dropout: bool = True
 
     def __post_init__(self) -> None:

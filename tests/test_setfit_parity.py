@@ -110,3 +110,18 @@ def test_stage1_loss_per_step_matches_reference(tiny_st_dir):
     # Rows of tokens absent from the texts only decayed (we train a compact table): same as torch.
     ours_table = np.asarray(model.model_body.params["embeddings"]["tok_embeddings"]["embedding"])
     np.testing.assert_allclose(ours_table, ref_table, atol=1e-6)
+
+
+def test_use_amp_stage1_tracks_float32(tiny_st_dir):
+    """``use_amp``: bfloat16-input matmuls follow the float32 loss curve to bfloat16 precision."""
+    kw = dict(batch_size=4, num_iterations=2, body_learning_rate=1e-3, seed=0, dropout=False)
+    pairs = sampler.PairSampler(LABELS, num_iterations=2).sample()
+    order = [np.arange(s, min(s + 4, len(pairs))) for s in range(0, len(pairs), 4)]
+    curves = {}
+    for amp in (False, True):
+        args = TrainingArguments(use_amp=amp, **kw)
+        model = SetFitModel.from_pretrained(tiny_st_dir)
+        curves[amp] = Trainer(model, args=args).train_embeddings(TEXTS, np.array(LABELS), args, pairs=pairs,
+                                                                  pair_order=order)
+    np.testing.assert_allclose(curves[True], curves[False], atol=5e-3, rtol=2e-2)
+    assert not np.allclose(curves[True], curves[False], atol=1e-7, rtol=0), "use_amp changed nothing"
