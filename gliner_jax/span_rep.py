@@ -10,9 +10,13 @@ computed once per word; and because the last layer is linear, ``span · q`` is c
 
 from __future__ import annotations
 
+from typing import Callable
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from modernbert_jax import precision
 
 
 def torch_linear_init(fan_in: int):
@@ -29,8 +33,10 @@ def torch_linear_init(fan_in: int):
     return init
 
 
-def Linear(features: int, fan_in: int, name: str | None = None) -> nn.Dense:
-    return nn.Dense(features, kernel_init=torch_linear_init(fan_in), bias_init=torch_linear_init(fan_in), name=name)
+def Linear(features: int, fan_in: int, name: str | None = None, bf16_matmuls: bool = False) -> nn.Dense:
+    """``torch.nn.Linear`` as a Flax ``Dense``; ``bf16_matmuls``: bfloat16 inputs, float32 accumulation."""
+    return nn.Dense(features, kernel_init=torch_linear_init(fan_in), bias_init=torch_linear_init(fan_in), name=name,
+                    dot_general=precision.bf16_dot_general if bf16_matmuls else None)
 
 
 class ProjectionFFN(nn.Module):
@@ -38,12 +44,13 @@ class ProjectionFFN(nn.Module):
 
     out_dim: int
     dropout: float = 0.0
+    bf16_matmuls: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
-        x = nn.relu(Linear(4 * self.out_dim, x.shape[-1], "dense_in")(x))
+        x = nn.relu(Linear(4 * self.out_dim, x.shape[-1], "dense_in", self.bf16_matmuls)(x))
         x = nn.Dropout(self.dropout)(x, deterministic=deterministic)
-        return Linear(self.out_dim, 4 * self.out_dim, "dense_out")(x)
+        return Linear(self.out_dim, 4 * self.out_dim, "dense_out", self.bf16_matmuls)(x)
 
 
 def span_indices(num_words: int, max_width: int, lengths: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -63,20 +70,22 @@ class SpanMarkerV0Scorer(nn.Module):
     hidden_size: int
     max_width: int
     dropout: float = 0.0
+    bf16_matmuls: bool = False
 
     @nn.compact
     def __call__(self, words: jax.Array, types: jax.Array, lengths: jax.Array, deterministic: bool = True):
         """``words [B, W, D]``, ``types [B, C, D]`` (already projected) → logits ``[B, W, K, C]``, valid ``[B, W, K]``."""
         D = self.hidden_size
-        start_rep = ProjectionFFN(D, self.dropout, name="project_start")(words, deterministic)
-        end_rep = ProjectionFFN(D, self.dropout, name="project_end")(words, deterministic)
+        start_rep = ProjectionFFN(D, self.dropout, self.bf16_matmuls, name="project_start")(words, deterministic)
+        end_rep = ProjectionFFN(D, self.dropout, self.bf16_matmuls, name="project_end")(words, deterministic)
         w1 = self.param("out_dense_in_kernel", torch_linear_init(2 * D), (2 * D, 4 * D))
         b1 = self.param("out_dense_in_bias", torch_linear_init(2 * D), (4 * D,))
         w2 = self.param("out_dense_out_kernel", torch_linear_init(4 * D), (4 * D, D))
         b2 = self.param("out_dense_out_bias", torch_linear_init(4 * D), (D,))
         # relu([a; b]) = [relu(a); relu(b)], so the first out-layer splits by half.
-        from_start = nn.relu(start_rep) @ w1[:D]
-        from_end = nn.relu(end_rep) @ w1[D:]
+        matmul: Callable = precision.bf16_matmul if self.bf16_matmuls else jnp.matmul
+        from_start = matmul(nn.relu(start_rep), w1[:D])
+        from_end = matmul(nn.relu(end_rep), w1[D:])
         starts, ends, valid = span_indices(words.shape[1], self.max_width, lengths)
         take = jax.vmap(lambda table, idx: table[idx])
         hidden = nn.relu(take(from_start, starts) + take(from_end, ends) + b1)  # [B, W, K, 4D]

