@@ -22,6 +22,8 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
+from modernbert_jax import dropout
+
 IMPLS = ("xla", "blocked", "pallas", "auto")
 
 
@@ -60,8 +62,7 @@ def xla_attention(
     # zero it explicitly to honour the "padding rows are zeros" contract.
     probs = jnp.where(mask.any(axis=-1, keepdims=True), probs, 0.0)
     if dropout_rate > 0.0:
-        keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, probs.shape)
-        probs = jnp.where(keep, probs / (1.0 - dropout_rate), 0.0)
+        probs = dropout.apply(probs, dropout_rate, dropout_rng)
     out = jnp.einsum("bhqk,bkhd->bqhd", probs.astype(v.dtype), v, preferred_element_type=jnp.float32)
     return out.astype(q.dtype)
 

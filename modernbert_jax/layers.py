@@ -18,6 +18,7 @@ import ml_collections
 
 from modernbert_jax import attention as attention_lib
 from modernbert_jax import precision, rope
+from modernbert_jax.dropout import Dropout
 
 
 def compute_dtype(cfg: ml_collections.ConfigDict) -> jnp.dtype:
@@ -99,7 +100,7 @@ class Embeddings(nn.Module):
                 embedding_init=nn.with_logical_partitioning(emb_init, (None, "embed")),
             )
         self.norm = layer_norm(cfg, "norm")
-        self.drop = nn.Dropout(cfg.embedding_dropout)
+        self.drop = Dropout(cfg.embedding_dropout)
 
     def __call__(self, input_ids, positions, token_type_ids, deterministic: bool) -> jax.Array:
         cfg = self.config
@@ -158,7 +159,7 @@ class GeGLU(nn.Module):
         h = dense(cfg, 2 * cfg.intermediate_size, ("embed", "mlp"), use_bias=cfg.mlp_bias, std_kind="in", name="Wi")(x)
         h = constrain(h, ("act_batch", "act_length", "act_mlp"))
         x1, x2 = jnp.split(h, 2, axis=-1)
-        h = nn.Dropout(cfg.mlp_dropout)(activation(cfg, x1) * x2, deterministic=deterministic)
+        h = Dropout(cfg.mlp_dropout)(activation(cfg, x1) * x2, deterministic=deterministic)
         return dense(cfg, cfg.hidden_size, ("mlp", "embed"), use_bias=cfg.mlp_bias, std_kind="out", name="Wo")(h)
 
 
@@ -189,7 +190,7 @@ class EncoderLayer(nn.Module):
         dtype = compute_dtype(cfg)
         attn = Attention(cfg, self.window, self.interpret, name="attn")
         mlp = (GeGLU if cfg.mlp == "geglu" else GeluMLP)(cfg, name="mlp")
-        drop = nn.Dropout(cfg.mlp_dropout)
+        drop = Dropout(cfg.mlp_dropout)
         if cfg.norm_placement == "pre":
             has_attn_norm = self.layer > 0 or cfg.first_layer_attn_norm
             h = layer_norm(cfg, "attn_norm")(x).astype(dtype) if has_attn_norm else x

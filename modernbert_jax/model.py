@@ -19,6 +19,7 @@ import numpy as np
 
 from modernbert_jax import config as config_lib
 from modernbert_jax import layers
+from modernbert_jax.dropout import Dropout
 
 
 def packed_inputs_from_mask(attention_mask: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -177,7 +178,7 @@ class SequenceClassifier(nn.Module):
             weights = (jnp.ones(x.shape[:2], x.dtype) if valid is None else (valid != 0).astype(x.dtype))[..., None]
             pooled = (x * weights).sum(1) / jnp.maximum(weights.sum(1), 1.0)
         pooled = layers.PredictionHead(cfg, name="head")(pooled)
-        pooled = nn.Dropout(cfg.mlp_dropout)(pooled, deterministic=deterministic)
+        pooled = Dropout(cfg.mlp_dropout)(pooled, deterministic=deterministic)
         return nn.Dense(self.num_labels, dtype=jnp.float32, param_dtype=jnp.float32, name="classifier")(pooled)
 
 
