@@ -90,9 +90,9 @@ def main(_) -> None:
         window.append(m)  # device arrays: no host sync until the log step
         if step % cfg.train.log_every == 0 or step == cfg.train.num_steps:
             losses = np.array([float(x["loss"]) for x in window])
-            if not np.isfinite(losses).all():
-                first_bad = step - len(window) + 1 + int(np.flatnonzero(~np.isfinite(losses))[0])
-                raise FloatingPointError(f"loss is {losses[first_bad - step + len(window) - 1]} at step {first_bad}")
+            bad = np.flatnonzero(~np.isfinite(losses))
+            if bad.size:
+                raise FloatingPointError(f"loss is {losses[bad[0]]} at step {step - len(window) + 1 + bad[0]}")
             # One batch's loss swings with how many spans it holds: log the mean over the interval.
             loss = float(losses.mean())
             curve.append({"step": step, "loss": loss, "grad_norm": float(np.mean([float(x["grad_norm"]) for x in window])),

@@ -56,7 +56,7 @@ class GLiNER:
         keeps ``encoder_config.matmul_dtype`` (float32 matmuls by default)."""
         config.validate()
         if matmul_dtype is not None:
-            encoder_config = _encoder_config(encoder_config, matmul_dtype=matmul_dtype)
+            encoder_config = model_lib.replaced(encoder_config, matmul_dtype=matmul_dtype)
         # Hugging Face's tokenizer_config.json travels with the checkpoint so that the
         # reference library (AutoTokenizer) can read our directories too.
         self.tokenizer_config = tokenizer_config
@@ -84,7 +84,7 @@ class GLiNER:
         new_vocab = tok.get_vocab_size(with_added_tokens=True)
         rng_embed, rng_head = jax.random.split(jax.random.key(seed))
         enc_params = resize_embeddings(enc_params, new_vocab, rng_embed)
-        encoder_config = _encoder_config(encoder.config, vocab_size=new_vocab)
+        encoder_config = model_lib.replaced(encoder.config, vocab_size=new_vocab)
         config.class_token_index = tok.token_to_id(config.ent_token)
         config.vocab_size = new_vocab
         config.model_name = str(backbone)
@@ -274,15 +274,6 @@ class GLiNER:
 
 def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def _encoder_config(cfg: ml_collections.ConfigDict, **fields) -> ml_collections.ConfigDict:
-    """A validated copy of the encoder config with ``fields`` replaced."""
-    cfg = ml_collections.ConfigDict(cfg.to_dict())
-    cfg.update(fields)
-    model_lib.validate(cfg)
-    cfg.lock()
-    return cfg
 
 
 def resize_embeddings(enc_params: dict, vocab_size: int, rng: jax.Array) -> dict:

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from modernbert_jax import precision
+from modernbert_jax.dropout import Dropout
 
 
 def torch_linear_init(fan_in: int):
@@ -49,7 +50,7 @@ class ProjectionFFN(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
         x = nn.relu(Linear(4 * self.out_dim, x.shape[-1], "dense_in", self.bf16_matmuls)(x))
-        x = nn.Dropout(self.dropout)(x, deterministic=deterministic)
+        x = Dropout(self.dropout)(x, deterministic=deterministic)
         return Linear(self.out_dim, 4 * self.out_dim, "dense_out", self.bf16_matmuls)(x)
 
 
@@ -89,7 +90,7 @@ class SpanMarkerV0Scorer(nn.Module):
         starts, ends, valid = span_indices(words.shape[1], self.max_width, lengths)
         take = jax.vmap(lambda table, idx: table[idx])
         hidden = nn.relu(take(from_start, starts) + take(from_end, ends) + b1)  # [B, W, K, 4D]
-        hidden = nn.Dropout(self.dropout)(hidden, deterministic=deterministic)
+        hidden = Dropout(self.dropout)(hidden, deterministic=deterministic)
         type_keys = jnp.einsum("hd,bcd->bch", w2, types)  # W2ᵀ q for each type
         logits = jnp.einsum("bwkh,bch->bwkc", hidden, type_keys) + jnp.einsum("d,bcd->bc", b2, types)[:, None, None]
         return logits, valid

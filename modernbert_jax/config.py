@@ -139,6 +139,15 @@ def layer_window(cfg: ml_collections.ConfigDict, layer: int) -> int | None:
     return cfg.local_attention // 2
 
 
+def replaced(cfg: ml_collections.ConfigDict, **fields) -> ml_collections.ConfigDict:
+    """A validated, locked copy of the model block ``cfg`` with ``fields`` replaced."""
+    out = ml_collections.ConfigDict(cfg.to_dict())
+    out.update(fields)
+    validate(out)
+    out.lock()
+    return out
+
+
 def validate(cfg: ml_collections.ConfigDict) -> None:
     """Raise a ValueError naming the field when the model block is inconsistent."""
     choices = {

@@ -22,7 +22,6 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import tokenizers
 
@@ -126,10 +125,7 @@ class SentenceEncoder:
 
     def with_config(self, **fields) -> "SentenceEncoder":
         """The same encoder with some model-config fields replaced (e.g. ``matmul_dtype``)."""
-        cfg = ml_collections.ConfigDict(self.module.config.to_dict())
-        cfg.update(fields)
-        model_config.validate(cfg)
-        return dataclasses.replace(self, module=self.module.clone(config=cfg))
+        return dataclasses.replace(self, module=self.module.clone(config=model_config.replaced(self.module.config, **fields)))
 
     # -- tokenisation ---------------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
