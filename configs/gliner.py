@@ -49,6 +49,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         negatives=0.2,  # keep 20% of negatives: short runs otherwise sit at "nothing is an entity"
         masking="global",  # none | global | label | span
         drop_types_prob=0.2,
+        # batch: negative types from the batch (reference); dataset: from every training type,
+        # so that prompts grow as long as the all-types evaluation prompt.
+        negative_types="batch",
+        bf16=False,  # bf16 matmul inputs in the training step (AMX / tensor cores); params stay float32
         log_every=10 if demo else 50,
     ))
     cfg.eval = ml_collections.ConfigDict(dict(

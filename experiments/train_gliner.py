@@ -27,6 +27,8 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from gliner_jax import GLiNER, GLiNERConfig, metrics, training
 from gliner_jax.data import pydocs, tfds_pydocs
+from gliner_jax.model import GLiNERModel
+from modernbert_jax import config as model_lib
 from modernbert_jax import sharding
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "configs/gliner.py:backbone=minilm")
@@ -53,6 +55,15 @@ def eval_types(examples: list[dict]) -> list[str]:
     return sorted(counts, key=lambda t: (-counts[t], t))
 
 
+def negative_pool(cfg, train_examples: list[dict]) -> list[str] | None:
+    """Where negative types come from: the batch (reference) or every type of the training split."""
+    if cfg.train.negative_types == "batch":
+        return None
+    if cfg.train.negative_types == "dataset":
+        return sorted({label for ex in train_examples for _, _, label in ex["ner"]})
+    raise ValueError(f"train.negative_types={cfg.train.negative_types!r} must be 'batch' or 'dataset'")
+
+
 def main(_) -> None:
     cfg = _CONFIG.value
     rng = np.random.default_rng(cfg.seed)
@@ -61,6 +72,7 @@ def main(_) -> None:
     train_examples = [pydocs.remove_types(ex, cfg.unseen_types) for ex in data["train"]]
     train_examples = [ex for ex in train_examples if ex["ner"]]
     logging.info("train %d examples; %s", len(train_examples), {s: len(data[s]) for s in cfg.eval.splits})
+    pool = negative_pool(cfg, train_examples)
 
     head = GLiNERConfig(**cfg.head.to_dict())
     model = GLiNER.from_backbone(backbone_dir(cfg), head, seed=cfg.seed)
@@ -72,7 +84,11 @@ def main(_) -> None:
     tx = training.optimizer(cfg.train, model.params)
     params = jax.device_put(model.params, NamedSharding(mesh, PartitionSpec()))
     opt_state = tx.init(params)
-    step_fn = training.make_train_step(model.module, tx, cfg.train)
+    # train.bf16 (HF TrainingArguments' name): bf16 matmul inputs in the training step only; the
+    # parameters stay float32 and evaluation below runs the float32 model.
+    module = GLiNERModel(model_lib.replaced(model.encoder_config, matmul_dtype="bfloat16"), head) if cfg.train.bf16 \
+        else model.module
+    step_fn = training.make_train_step(module, tx, cfg.train)
     key = jax.random.key(cfg.seed)
     curve, window = [], []
     order = rng.permutation(len(train_examples))
@@ -84,7 +100,8 @@ def main(_) -> None:
         examples = [train_examples[i] for i in order[cursor: cursor + cfg.train.batch_size]]
         cursor += cfg.train.batch_size
         batch = training.make_batch(examples, model.tokenizer, head, rng, batch_size=cfg.train.batch_size,
-                                    max_words=cfg.train.max_words, max_tokens=cfg.train.max_tokens, train=cfg.train)
+                                    max_words=cfg.train.max_words, max_tokens=cfg.train.max_tokens, train=cfg.train,
+                                    negative_pool=pool)
         key, step_key = jax.random.split(key)
         params, opt_state, m = step_fn(params, opt_state, jax.device_put(batch, batch_sharding), step_key)
         window.append(m)  # device arrays: no host sync until the log step

@@ -3,7 +3,11 @@
 Type sampling follows the reference ``batch_generate_class_mappings``: each example is
 prompted with its own entity types plus in-batch negative types (``max_neg_type_ratio``
 negatives per positive type, the ratio drawn per example), shuffled and capped at
-``max_types``. On top, the paper's regulariser: with probability ``drop_types_prob`` a
+``max_types``. ``negative_pool`` replaces the in-batch negatives by a fixed list (every
+training type), as the reference collator's ``ner_negatives`` argument does (ours is
+reshuffled every batch): on a corpus with few types a batch holds only a handful, so
+training prompts stay far shorter than an evaluation prompt of all types, and the model
+never learns to choose among many. On top, the paper's regulariser: with probability ``drop_types_prob`` a
 random subset of the prompted types is dropped, so the model learns that types absent
 from the prompt are not to be tagged. The optimiser is the reference's: AdamW with
 separate learning rates and weight decay for the encoder and the head (decay skips biases and
@@ -27,10 +31,12 @@ from modernbert_jax import optim
 
 
 def sample_types(examples: Sequence[dict], rng: np.random.Generator, *, max_types: int,
-                 max_neg_type_ratio: int, drop_types_prob: float) -> list[list[str]]:
-    """Prompted types per example (positives, in-batch negatives, shuffled, capped, dropped)."""
-    batch_types = sorted({e[2] for ex in examples for e in ex["ner"]})
-    negatives = list(rng.permutation(batch_types))[:100]
+                 max_neg_type_ratio: int, drop_types_prob: float,
+                 negative_pool: Sequence[str] | None = None) -> list[list[str]]:
+    """Prompted types per example (positives, negatives from the batch or from ``negative_pool``,
+    shuffled, capped, dropped)."""
+    pool = sorted(negative_pool) if negative_pool is not None else sorted({e[2] for ex in examples for e in ex["ner"]})
+    negatives = list(rng.permutation(pool))[:100]
     out = []
     for ex in examples:
         ratio = int(rng.integers(0, max_neg_type_ratio + 1)) if max_neg_type_ratio else 0
@@ -45,11 +51,12 @@ def sample_types(examples: Sequence[dict], rng: np.random.Generator, *, max_type
 
 
 def make_batch(examples: Sequence[dict], tok, cfg, rng: np.random.Generator, *, batch_size: int,
-               max_words: int, max_tokens: int, train: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+               max_words: int, max_tokens: int, train: ml_collections.ConfigDict,
+               negative_pool: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Arrays for one training step, always ``[batch_size, max_tokens]`` tokens, ``max_words`` words
     and ``cfg.max_types`` types, so the step compiles once. Longer examples are cut at the end."""
     types = sample_types(examples, rng, max_types=cfg.max_types, max_neg_type_ratio=cfg.max_neg_type_ratio,
-                         drop_types_prob=train.drop_types_prob)
+                         drop_types_prob=train.drop_types_prob, negative_pool=negative_pool)
 
     def encode(words, labels):
         return processor.encode_batch(tok, words, labels, ent_token=cfg.ent_token, sep_token=cfg.sep_token,

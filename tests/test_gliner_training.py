@@ -50,6 +50,25 @@ def test_batch_has_static_shapes_and_targets(tiny_model):
     assert batch["labels"][2:].sum() == 0  # padding rows carry nothing
 
 
+def test_negative_pool_prompts_types_absent_from_the_batch():
+    pool = ["function", "module", "environment variable", "class", "method", "constant", "attribute"]
+    batch_types = {"function", "module", "environment variable"}
+    seen = set()
+    for seed in range(20):
+        types = training.sample_types(EXAMPLES, np.random.default_rng(seed), max_types=5, max_neg_type_ratio=4,
+                                      drop_types_prob=0.0, negative_pool=pool)
+        for ex, prompt in zip(EXAMPLES, types):
+            assert len(prompt) <= 5 and len(set(prompt)) == len(prompt)
+            assert set(prompt) <= set(pool)
+            if len(ex["ner"]) * 4 + len(ex["ner"]) <= 5:  # nothing capped: every positive is prompted
+                assert {label for _, _, label in ex["ner"]} <= set(prompt)
+            seen |= set(prompt)
+    assert seen - batch_types  # negatives beyond the batch's own types
+    in_batch = training.sample_types(EXAMPLES, np.random.default_rng(0), max_types=5, max_neg_type_ratio=4,
+                                     drop_types_prob=0.0)
+    assert set(sum(in_batch, [])) <= batch_types  # the reference's sampling: batch types only
+
+
 def test_loss_decreases(tiny_model):
     rng = np.random.default_rng(0)
     batch = jax.device_put(training.make_batch(EXAMPLES, tiny_model.tokenizer, tiny_model.config, rng,
