@@ -24,7 +24,7 @@ from gliner_jax.config import GLiNERConfig
 from gliner_jax.model import GLiNERModel
 from gliner_jax.words import split_words
 from modernbert_jax import config as model_lib
-from modernbert_jax import hf
+from modernbert_jax import hf, precision
 from modernbert_jax.model import Encoder
 
 MAX_TOKENS = 512  # the reference tokenizer's truncation length for BERT-sized backbones
@@ -71,6 +71,7 @@ class GLiNER:
         self.max_tokens = max_tokens or min(MAX_TOKENS, encoder_config.max_position_embeddings)
         self.module = GLiNERModel(encoder_config, config)
         self._probs = jax.jit(lambda p, b: jax.nn.sigmoid(self.module.apply({"params": p}, b)[0]))
+        self._cast_params: tuple[dict, dict] | None = None  # (self.params, their bf16-kernel copy)
 
     # ------------------------------------------------------------------ construction
 
@@ -197,11 +198,20 @@ class GLiNER:
             chunk = [jobs[i] for i in indices]
             rows = 1 << (len(chunk) - 1).bit_length()  # batch sizes are powers of two: few compilations
             batch = processor.collate([encoded[i] for i in indices], batch_size=rows)
-            probs = np.asarray(self._probs(self.params, batch))
+            probs = np.asarray(self._probs(self._inference_params(), batch))
             for b, (i, first, words, label_chunk, label_offset) in enumerate(chunk):
                 found = decoding.candidate_spans(probs[b, :, :, : len(label_chunk)], len(words), threshold, label_offset)
                 parts[i].append(found._replace(start=found.start + first, end=found.end + first))
         return [decoding.merge(p) for p in parts]
+
+    def _inference_params(self) -> dict:
+        """``self.params``; with bfloat16 matmuls, a copy whose Dense kernels are stored in bfloat16,
+        made once per ``self.params`` (training may assign new ones)."""
+        if self.encoder_config.matmul_dtype != "bfloat16":
+            return self.params
+        if self._cast_params is None or self._cast_params[0] is not self.params:
+            self._cast_params = (self.params, precision.bf16_kernels(self.params))
+        return self._cast_params[1]
 
     @staticmethod
     def _plan_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

@@ -53,3 +53,17 @@ def bf16_dot_general(lhs: jax.Array, rhs: jax.Array, dimension_numbers: Any, pre
     if tuple(lhs_contract) != (lhs.ndim - 1,) or tuple(rhs_contract) != (0,) or rhs.ndim != 2 or lhs_batch or rhs_batch:
         raise ValueError(f"bf16_dot_general handles Dense contractions only, got {dimension_numbers}")
     return bf16_matmul(lhs, rhs)
+
+
+def bf16_kernels(params: Any) -> Any:
+    """``params`` with every ``nn.Dense`` kernel (a 2-D leaf named ``kernel``) stored in bfloat16.
+
+    For inference with bfloat16 matmuls: ``bf16_matmul`` casts its weight on every call, and on
+    small batches reading float32 weights to cast them costs about as much as the GEMM itself.
+    Kernels stored pre-cast give bit-identical results (the cast is exact either way; Dense's
+    upcast and the matmul's downcast cancel).
+    """
+    def cast(path, x):
+        return x.astype(jnp.bfloat16) if getattr(path[-1], "key", None) == "kernel" and x.ndim == 2 else x
+
+    return jax.tree_util.tree_map_with_path(cast, params)

@@ -69,3 +69,19 @@ def test_encoder_gemms_run_in_bfloat16_and_track_float32():
     dense = [d for d in dtypes if d == ("bfloat16", "bfloat16")]
     # 4 Dense layers per layer (Wqkv, Wo, Wi, mlp Wo), each with one forward and two backward GEMMs.
     assert len(dense) == 2 * 4 * 3, dtypes
+
+
+def test_bf16_kernels_store_dense_weights_precast_with_identical_output():
+    cfg = config_lib.model_config("tiny")
+    with cfg.unlocked():
+        cfg.update(num_layers=2, dtype="float32", matmul_dtype="bfloat16")
+    encoder = model.Encoder(cfg)
+    params = model.init_params(encoder, jax.random.key(0))
+    cast = precision.bf16_kernels(params)
+    for path, leaf in jax.tree_util.tree_leaves_with_path(cast):
+        is_kernel = path[-1].key == "kernel"
+        assert leaf.dtype == (jnp.bfloat16 if is_kernel else jnp.float32), jax.tree_util.keystr(path)
+    assert sum(path[-1].key == "kernel" for path, _ in jax.tree_util.tree_leaves_with_path(cast)) == 2 * 4
+    ids = jnp.asarray(np.random.default_rng(1).integers(1, cfg.vocab_size, (2, 24)), jnp.int32)
+    run = jax.jit(lambda p: encoder.apply({"params": p}, ids))
+    np.testing.assert_array_equal(run(cast), run(params))
