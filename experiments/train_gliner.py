@@ -1,6 +1,8 @@
 """Train GLiNER on the Python-docs NER corpus and report span-level P/R/F1 (seen vs unseen types).
 
     python experiments/train_gliner.py --config=configs/gliner.py:backbone=minilm[,demo=1]
+    # evaluate (or, with num_steps > 0, fine-tune) a saved GLiNER directory:
+    python experiments/train_gliner.py --config=configs/gliner.py --config.init_from=DIR --config.train.num_steps=0
 
 Writes a JSON with the config, the training curve and per-type metrics on validation and
 test to ``experiments/results/``.
@@ -74,8 +76,11 @@ def main(_) -> None:
     logging.info("train %d examples; %s", len(train_examples), {s: len(data[s]) for s in cfg.eval.splits})
     pool = negative_pool(cfg, train_examples)
 
-    head = GLiNERConfig(**cfg.head.to_dict())
-    model = GLiNER.from_backbone(backbone_dir(cfg), head, seed=cfg.seed)
+    if cfg.init_from:  # a saved GLiNER (ours or the reference's): its own head config applies
+        model = GLiNER.from_pretrained(cfg.init_from)
+    else:
+        model = GLiNER.from_backbone(backbone_dir(cfg), GLiNERConfig(**cfg.head.to_dict()), seed=cfg.seed)
+    head = model.config
     # Data parallelism over every device: the batch is split on "data", parameters replicated.
     mesh = sharding.make_mesh(ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1}))
     if cfg.train.batch_size % mesh.shape["data"]:
