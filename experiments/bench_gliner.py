@@ -91,10 +91,11 @@ def main(_) -> None:
     def ref_b32():
         return ref.inference(texts, LABELS, threshold=THRESHOLD, batch_size=32)
 
-    def entity_sets(rows):
-        return [{(e["start"], e["end"], e["label"]) for e in r} for r in rows]
+    def strip(rows):
+        return [[(e["start"], e["end"], e["label"]) for e in r] for r in rows]
 
-    strip = lambda rows: [[(e["start"], e["end"], e["label"]) for e in r] for r in rows]  # noqa: E731
+    def entity_sets(rows):
+        return [set(r) for r in strip(rows)]
     candidates = sum(c.score.size for c in ours.score_candidates(
         [[w.text for w in split_words(t)] for t in texts], LABELS, THRESHOLD)) / len(texts)
     with torch.inference_mode():

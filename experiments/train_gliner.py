@@ -29,8 +29,6 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from gliner_jax import GLiNER, GLiNERConfig, metrics, training
 from gliner_jax.data import pydocs, tfds_pydocs
-from gliner_jax.model import GLiNERModel
-from modernbert_jax import config as model_lib
 from modernbert_jax import sharding
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "configs/gliner.py:backbone=minilm")
@@ -89,11 +87,7 @@ def main(_) -> None:
     tx = training.optimizer(cfg.train, model.params)
     params = jax.device_put(model.params, NamedSharding(mesh, PartitionSpec()))
     opt_state = tx.init(params)
-    # train.bf16 (HF TrainingArguments' name): bf16 matmul inputs in the training step only; the
-    # parameters stay float32 and evaluation below runs the float32 model.
-    module = GLiNERModel(model_lib.replaced(model.encoder_config, matmul_dtype="bfloat16"), head) if cfg.train.bf16 \
-        else model.module
-    step_fn = training.make_train_step(module, tx, cfg.train)
+    step_fn = training.make_train_step(model.module, tx, cfg.train)  # evaluation below stays float32
     key = jax.random.key(cfg.seed)
     curve, window = [], []
     order = rng.permutation(len(train_examples))

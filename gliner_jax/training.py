@@ -3,16 +3,15 @@
 Type sampling follows the reference ``batch_generate_class_mappings``: each example is
 prompted with its own entity types plus in-batch negative types (``max_neg_type_ratio``
 negatives per positive type, the ratio drawn per example), shuffled and capped at
-``max_types``. ``negative_pool`` replaces the in-batch negatives by a fixed list (every
+``max_types``. ``negative_pool`` replaces the in-batch negatives by a fixed list (e.g. every
 training type), as the reference collator's ``ner_negatives`` argument does (ours is
-reshuffled every batch): on a corpus with few types a batch holds only a handful, so
-training prompts stay far shorter than an evaluation prompt of all types, and the model
-never learns to choose among many. On top, the paper's regulariser: with probability ``drop_types_prob`` a
-random subset of the prompted types is dropped, so the model learns that types absent
+reshuffled every batch); on a corpus with few types a batch holds only a handful of them.
+On top, the paper's regulariser: with probability ``drop_types_prob`` a random subset of the prompted types is dropped, so the model learns that types absent
 from the prompt are not to be tagged. The optimiser is the reference's: AdamW with
 separate learning rates and weight decay for the encoder and the head (decay skips biases and
-norms, as the reference), warmup then
-linear or cosine decay, and global-norm clipping.
+norms, as the reference), warmup then linear or cosine decay, and global-norm clipping.
+``train.bf16`` (Hugging Face ``TrainingArguments``' name) runs the step's matmuls on bfloat16
+inputs with float32 accumulation; parameters and optimiser state stay float32.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ import optax
 from gliner_jax import loss as loss_lib
 from gliner_jax import processor
 from gliner_jax.model import GLiNERModel
+from modernbert_jax import config as model_config
 from modernbert_jax import optim
 
 
@@ -110,6 +110,8 @@ def optimizer(train: ml_collections.ConfigDict, params: dict) -> optax.GradientT
 
 def make_train_step(module: GLiNERModel, tx: optax.GradientTransformation, train: ml_collections.ConfigDict):
     """``(params, opt_state, batch, rng) → (params, opt_state, metrics)``, jitted."""
+    if train.bf16:
+        module = module.clone(encoder_config=model_config.replaced(module.encoder_config, matmul_dtype="bfloat16"))
 
     def loss_fn(params, batch, rng):
         dropout_rng, mask_rng = jax.random.split(rng)

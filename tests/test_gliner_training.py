@@ -24,7 +24,7 @@ TRAIN = ml_collections.ConfigDict(dict(
     num_steps=3, learning_rate=1e-3, others_lr=3e-3, weight_decay=0.01, others_weight_decay=0.0,
     lr_scheduler_type="cosine", warmup_ratio=0.2, max_grad_norm=1.0, focal_loss_alpha=0.75,
     focal_loss_gamma=2.0, focal_loss_prob_margin=0.0, label_smoothing=0.0, loss_reduction="sum",
-    negatives=1.0, masking="global", drop_types_prob=0.0,
+    negatives=1.0, masking="global", drop_types_prob=0.0, bf16=False,
 ))
 
 
@@ -81,6 +81,24 @@ def test_loss_decreases(tiny_model):
         params, state, m = step(params, state, batch, jax.random.key(i))
         losses.append(float(m["loss"]))
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
+
+
+def test_bf16_train_step_tracks_float32(tiny_model):
+    """``train.bf16``: the same step on bfloat16-input matmuls, within bfloat16 rounding of float32."""
+    batch = jax.device_put(training.make_batch(EXAMPLES, tiny_model.tokenizer, tiny_model.config,
+                                               np.random.default_rng(0), batch_size=2, max_words=12, max_tokens=48,
+                                               train=TRAIN))
+    tx = training.optimizer(TRAIN, tiny_model.params)
+    mixed_train = ml_collections.ConfigDict(TRAIN.to_dict())
+    mixed_train.bf16 = True
+    out = {}
+    for name, train in (("float32", TRAIN), ("bf16", mixed_train)):
+        step = training.make_train_step(tiny_model.module, tx, train)
+        _, _, m = step(tiny_model.params, tx.init(tiny_model.params), batch, jax.random.key(0))
+        out[name] = (float(m["loss"]), float(m["grad_norm"]))
+    for exact, mixed in zip(out["float32"], out["bf16"]):
+        assert abs(mixed - exact) < 2e-2 * abs(exact), out
+    assert out["bf16"] != out["float32"], "bf16 step is float32-exact: matmul inputs were not cast"
 
 
 def test_metrics_exact_match_and_groups(tiny_model):
