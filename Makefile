@@ -15,7 +15,7 @@ $(STAMP): $(PY) setup.py
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) experiments/demo.py
+	$(PY) -m experiments.demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -rs tests

@@ -7,7 +7,7 @@ setup(
     version="0.1.0",
     description="ModernBERT, GLiNER and SetFit on one JAX/Flax encoder",
     python_requires=">=3.11",
-    packages=find_packages(include=["modernbert_jax*", "gliner_jax*", "setfit_jax*", "configs*"]),
+    packages=find_packages(include=["modernbert_jax*", "gliner_jax*", "setfit_jax*"]),
     install_requires=[
         # Pinned for CPU machines (Python 3.11); the code also runs on the GPU machine's
         # preinstalled JAX 0.11.2 (Python 3.12), which is used from the source tree there.
@@ -41,6 +41,10 @@ setup(
             "transformers==5.16.0",
             "gliner==0.2.29",
             "setfit==1.2.0",
+            # The tests import these directly; setfit pulls them in only unpinned.
+            "sentence-transformers==6.2.0",
+            "datasets==5.2.0",
+            "pandas==3.1.1",
         ],
     },
 )

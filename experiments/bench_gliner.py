@@ -1,18 +1,19 @@
 """predict_entities throughput (texts/s): gliner_jax vs the reference ``gliner`` library.
 
-    python experiments/bench_gliner.py [--num_texts=64] [--repeats=3] [--model=DIR]
+    python -m experiments.bench_gliner [--num_texts=64] [--repeats=3] [--model=DIR]
 
 Same machine, same weights, same texts (paragraphs of the
 Python-docs test split), same labels and threshold; batch 1 (``predict_entities`` per
 text) and batch 32 (``inference``/``batch_predict_entities``). Both sides are warmed up
-first (our jit compilation, torch's first-call costs) and outputs are checked to agree.
+first (our jit compilation, torch's first-call costs) and outputs are checked to agree;
+then the three are timed in interleaved repeats and the median reported (`experiments.timing`).
 Ours runs twice: float32 (the reference's arithmetic: outputs must be identical) and with
 ``matmul_dtype="bfloat16"`` (bfloat16-input matmuls, float32 accumulation), whose entities are
 compared with the reference's as a Jaccard overlap.
 Weights: by default a reference model on all-MiniLM-L6-v2 with a seeded random head,
 converted to ours through its saved directory. A random head is unsure of everything, so
 thousands of spans per text pass the threshold and decoding weighs more than it would for a
-trained model; ``--model=DIR`` loads a trained GLiNER directory (e.g. ``train_gliner.py
+trained model; ``--model=DIR`` loads a trained GLiNER directory (e.g. ``experiments.train_gliner
 --config.save_dir``) into both libraries instead. Writes
 ``experiments/results/bench_gliner_<backend>[_trained].json``.
 """
@@ -22,17 +23,15 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from experiments.timing import measure
 
 _NUM_TEXTS = flags.DEFINE_integer("num_texts", 64, "texts per measurement")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "timed repetitions; the best is reported")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "timed repetitions; the median is reported")
 _MODEL = flags.DEFINE_string("model", "", "trained GLiNER directory loaded by both libraries ('' = random head)")
 _OUT = flags.DEFINE_string("out", "", "results JSON ('' = experiments/results/bench_gliner_<backend>.json)")
 
@@ -58,17 +57,6 @@ def build_models(directory: Path):
         ref.save_pretrained(directory)
     ref.eval()
     return ref, GLiNER.from_pretrained(directory), GLiNER.from_pretrained(directory, matmul_dtype="bfloat16")
-
-
-def best_of_interleaved(fns, repeats: int) -> list[float]:
-    """Best wall time of each function, alternating them so both see the same machine load."""
-    best = [float("inf")] * len(fns)
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            t = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t)
-    return best
 
 
 def main(_) -> None:
@@ -105,13 +93,17 @@ def main(_) -> None:
         bf16_jaccard = sum(len(a & b) for a, b in pairs) / max(1, sum(len(a | b) for a, b in pairs))
         results = {}
         for name, ref_fn, mode in (("batch_1", per_text(ref), per_text), ("batch_32", ref_b32, batched)):
-            ref_s, ours_s, bf16_s = best_of_interleaved([ref_fn, mode(ours), mode(ours_bf16)], _REPEATS.value)
+            # warmup=0: the agreement checks above already ran every one of these once.
+            timings = measure({"reference": ref_fn, "gliner_jax": mode(ours), "gliner_jax_bf16_matmul": mode(ours_bf16)},
+                              repeats=_REPEATS.value, warmup=0)
+            ref_s, ours_s, bf16_s = (t.median_s for t in timings.values())
             results[name] = {
                 "reference_texts_per_s": len(texts) / ref_s,
                 "gliner_jax_texts_per_s": len(texts) / ours_s,
                 "speedup": ref_s / ours_s,
                 "gliner_jax_bf16_matmul_texts_per_s": len(texts) / bf16_s,
                 "bf16_matmul_speedup": ref_s / bf16_s,
+                "timings": {lib: t.to_dict() for lib, t in timings.items()},
             }
             print(f"{name}: reference {len(texts) / ref_s:.1f} texts/s, gliner_jax {len(texts) / ours_s:.1f} "
                   f"texts/s ({ref_s / ours_s:.2f}x), bf16 matmuls {len(texts) / bf16_s:.1f} ({ref_s / bf16_s:.2f}x)")
@@ -133,8 +125,7 @@ def main(_) -> None:
         "outputs_agree": agree,
         "bf16_matmul_entity_jaccard_vs_reference": bf16_jaccard,
         "results": results,
-        "load_average_1_5_15min": os.getloadavg(),
-        "note": "best of interleaved repeats; both sides warmed up; a load average above cpu_count means the "
+        "note": "median of interleaved repeats; both sides warmed up; a load average above cpu_count means the "
                 "machine was shared with other jobs, which hurts torch's busy-waiting thread pool more",
     }, indent=1))
     print(f"float32 outputs identical to the reference: {agree}; bf16-matmul entity Jaccard {bf16_jaccard:.3f}; "

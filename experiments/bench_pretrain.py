@@ -1,13 +1,15 @@
 """Training throughput: our jitted MLM step vs transformers' ModernBertForMaskedLM, same machine.
 
-    python experiments/bench_pretrain.py --variant=tiny --seq_len=512 --batch=8
-    python experiments/bench_pretrain.py --variant=base --seq_len=1024 --batch=16 --dtype=bfloat16 --skip_torch
+    python -m experiments.bench_pretrain --variant=tiny --seq_len=512 --batch=8
+    python -m experiments.bench_pretrain --variant=base --seq_len=1024 --batch=16 --dtype=bfloat16 --skip_torch
 
 Both sides train the same architecture (the HF config is written from ours by
 `modernbert_jax.hf.config_to_hf`) on the same fully packed random batches with 30% of tokens
 masked and sparse prediction (only masked positions are decoded), one optimiser step per batch
 (ours: StableAdamW; PyTorch: AdamW — PyTorch core has no StableAdamW and the per-tensor RMS costs
 one extra reduction). Reported: steady-state tokens/s after warmup steps (compilation excluded),
+from the median step time (`experiments.timing`: each step timed on its own, the minimum, every
+time and the load average recorded too),
 the ratio ours / PyTorch, and MFU = tokens/s x training FLOPs per token / peak FLOP/s. The peak
 is the accelerator's datasheet number, or on CPU the measured rate of a large float32 matmul on
 the same cores (so CPU MFU means "fraction of what this CPU's matmuls reach"). JSON goes to
@@ -19,17 +21,15 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
-import time
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from experiments.timing import Timing, measure
 
 _VARIANT = flags.DEFINE_enum("variant", "tiny", ["tiny", "base", "large"], "Model size (modernbert_jax.config).")
 _SEQ_LEN = flags.DEFINE_integer("seq_len", 512, "Tokens per row.")
 _BATCH = flags.DEFINE_integer("batch", 8, "Rows per step.")
-_STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per framework.")
+_STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per framework (the median step time is reported).")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps first (compilation, allocator warmup).")
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype of our model.")
 _ATTENTION = flags.DEFINE_string("attention_impl", "auto", "Our attention backend (xla|blocked|pallas|auto).")
@@ -59,7 +59,7 @@ def random_batch(rng, vocab: int, batch: int, seq_len: int, num_masked: int):
     }
 
 
-def bench_jax(model_cfg, batches, steps: int, warmup: int, seed: int) -> tuple[float, object]:
+def bench_jax(model_cfg, batches, steps: int, warmup: int, seed: int) -> tuple[Timing, object]:
     import jax
     import jax.numpy as jnp
 
@@ -80,18 +80,18 @@ def bench_jax(model_cfg, batches, steps: int, warmup: int, seed: int) -> tuple[f
         train_step = jax.jit(step_lib.make_train_step(module, tx, schedule, seed=seed, use_dropout=False),
                              donate_argnums=(0,))
         device_batches = [jax.device_put({k: v[None] for k, v in b.items()}) for b in batches]
-        for i in range(warmup):
-            state, m = train_step(state, device_batches[i % len(device_batches)])
-        jax.block_until_ready(m)
-        start = time.perf_counter()
-        for i in range(steps):
-            state, m = train_step(state, device_batches[i % len(device_batches)])
-        jax.block_until_ready(m)
-        seconds = time.perf_counter() - start
-    return seconds, state.params
+        run = {"state": state, "step": 0}  # the train state threads through the timed calls
+
+        def one_step():
+            run["state"], metrics = train_step(run["state"], device_batches[run["step"] % len(device_batches)])
+            run["step"] += 1
+            return metrics
+
+        timing = measure({"ours": one_step}, repeats=steps, warmup=warmup, sync=jax.block_until_ready)["ours"]
+    return timing, run["state"].params
 
 
-def bench_torch(model_cfg, batches, steps: int, warmup: int, seed: int) -> float:
+def bench_torch(model_cfg, batches, steps: int, warmup: int, seed: int) -> Timing:
     import torch
     from transformers import ModernBertConfig, ModernBertForMaskedLM
 
@@ -114,19 +114,17 @@ def bench_torch(model_cfg, batches, steps: int, warmup: int, seed: int) -> float
 
     torch_batches = [to_torch(b) for b in batches]
 
-    def step(b):
+    calls = iter(range(warmup + steps))
+
+    def one_step():
+        b = torch_batches[next(calls) % len(torch_batches)]
         opt.zero_grad(set_to_none=True)
         loss = model(**b).loss
         loss.backward()
         opt.step()
         return loss
 
-    for i in range(warmup):
-        step(torch_batches[i % len(torch_batches)])
-    start = time.perf_counter()
-    for i in range(steps):
-        step(torch_batches[i % len(torch_batches)])
-    return time.perf_counter() - start
+    return measure({"torch": one_step}, repeats=steps, warmup=warmup)["torch"]
 
 
 def measured_matmul_peak() -> float:
@@ -137,13 +135,8 @@ def measured_matmul_peak() -> float:
     n = 2048
     a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
     f = jax.jit(lambda x: x @ x)
-    f(a).block_until_ready()
-    reps = 5
-    start = time.perf_counter()
-    for _ in range(reps):
-        out = f(a)
-    out.block_until_ready()
-    return reps * 2 * n**3 / (time.perf_counter() - start)
+    timing = measure({"matmul": lambda: f(a)}, repeats=5, sync=jax.block_until_ready)["matmul"]
+    return 2 * n**3 / timing.median_s
 
 
 def main(argv):
@@ -166,8 +159,8 @@ def main(argv):
     batches = [random_batch(rng, cfg.vocab_size, batch, seq_len, num_masked) for _ in range(2)]
     tokens_per_step = batch * seq_len
 
-    jax_seconds, params = bench_jax(cfg, batches, _STEPS.value, _WARMUP.value, _SEED.value)
-    ours = tokens_per_step * _STEPS.value / jax_seconds
+    jax_timing, params = bench_jax(cfg, batches, _STEPS.value, _WARMUP.value, _SEED.value)
+    ours = tokens_per_step / jax_timing.median_s
     device = jax.devices()[0]
     on_cpu = device.platform == "cpu"
     peak = measured_matmul_peak() if on_cpu else metrics_lib.peak_flops_per_device()
@@ -179,6 +172,7 @@ def main(argv):
         "machine": platform.processor() or platform.machine(),
         "jax_version": jax.__version__,
         "ours_tokens_per_sec": ours,
+        "ours_step_timing": jax_timing.to_dict(),
         "train_flops_per_token": flops_per_token,
         "peak_flops_per_device": peak,
         "peak_source": "measured float32 2048^3 matmul" if on_cpu else "datasheet dense bf16",
@@ -188,9 +182,10 @@ def main(argv):
         import torch
         import transformers
 
-        torch_seconds = bench_torch(cfg, batches, _STEPS.value, _WARMUP.value, _SEED.value)
-        theirs = tokens_per_step * _STEPS.value / torch_seconds
-        result.update(torch_tokens_per_sec=theirs, ratio_ours_over_torch=ours / theirs,
+        torch_timing = bench_torch(cfg, batches, _STEPS.value, _WARMUP.value, _SEED.value)
+        theirs = tokens_per_step / torch_timing.median_s
+        result.update(torch_tokens_per_sec=theirs, torch_step_timing=torch_timing.to_dict(),
+                      ratio_ours_over_torch=ours / theirs,
                       torch_version=torch.__version__, transformers_version=transformers.__version__,
                       torch_threads=torch.get_num_threads())
     os.makedirs(_OUT.value, exist_ok=True)

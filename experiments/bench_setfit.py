@@ -1,6 +1,6 @@
 """Training time and prediction throughput: setfit_jax vs the reference ``setfit`` library.
 
-    python experiments/bench_setfit.py --shots=8 --steps=160 --repeats=2 [--threads=0]
+    python -m experiments.bench_setfit --shots=8 --steps=160 --repeats=2 [--threads=0]
 
 Same machine, same data (``debian_sections``, ``shots`` per class, seed 0), same backbone
 (all-MiniLM-L6-v2), same training arguments (batch 16, CosineSimilarityLoss, ``steps`` steps,
@@ -19,15 +19,13 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 import tempfile
-import time
 
 import numpy as np
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from experiments.timing import Timing, limit_threads, measure
+from setfit_jax import fewshot
 
 _SHOTS = flags.DEFINE_integer("shots", 8, "Training examples per class.")
 _STEPS = flags.DEFINE_integer("steps", 80, "Stage-1 steps (max_steps) for both libraries.")
@@ -36,69 +34,58 @@ _THREADS = flags.DEFINE_integer("threads", 0, "CPU threads for each library (0 =
 _OUT = flags.DEFINE_string("out", "", "JSON path (default experiments/results/bench_setfit.json).")
 
 
-class Clock:
-    def __enter__(self):
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+def once(fn, warmup: int = 0) -> Timing:
+    """One timed call: a training run is a round of its own (cold in round 0, warm later)."""
+    return measure({"call": fn}, repeats=1, warmup=warmup)["call"]
 
 
 def bench_ours(train, test, steps: int, use_amp: bool) -> dict:
-    from fewshot_setfit import minilm_path
-
     from setfit_jax import SetFitModel, Trainer, TrainingArguments
 
-    model = SetFitModel.from_pretrained(minilm_path())
+    model = SetFitModel.from_pretrained(fewshot.minilm_path())
     args = TrainingArguments(seed=0, batch_size=16, max_steps=steps, use_amp=use_amp)
-    with Clock() as t_train:
-        Trainer(model, args=args, train_dataset={"text": train[0], "label": train[1]}).train()
-    model.predict(test[0])  # warm-up: compiles the shapes the timed call uses
-    with Clock() as t_pred:
-        pred = model.predict(test[0])
-    return _row(t_train, t_pred, pred, test)
+    t_train = once(Trainer(model, args=args, train_dataset={"text": train[0], "label": train[1]}).train)
+    preds = []  # one warm-up call compiles the shapes the timed call uses; accuracy is the timed call's
+    t_pred = once(lambda: preds.append(model.predict(test[0])), warmup=1)
+    return _row(t_train, t_pred, preds[-1], test)
 
 
 def bench_reference(train, test, steps: int) -> dict:
     from datasets import Dataset
-    from fewshot_setfit import minilm_path
     from setfit import SetFitModel, Trainer, TrainingArguments
 
-    model = SetFitModel.from_pretrained(minilm_path(), device="cpu")
+    model = SetFitModel.from_pretrained(fewshot.minilm_path(), device="cpu")
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(output_dir=out, seed=0, batch_size=16, max_steps=steps, report_to="none",
                                  save_strategy="no", show_progress_bar=False, logging_strategy="no")
         trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict({"text": train[0], "label": train[1]}))
-        with Clock() as t_train:
-            trainer.train()
-    model.predict(test[0])
-    with Clock() as t_pred:
-        pred = model.predict(test[0], as_numpy=True)
-    return _row(t_train, t_pred, pred, test)
+        t_train = once(trainer.train)
+    preds = []
+    t_pred = once(lambda: preds.append(model.predict(test[0], as_numpy=True)), warmup=1)
+    return _row(t_train, t_pred, preds[-1], test)
 
 
-def _row(t_train: Clock, t_pred: Clock, pred, test) -> dict:
+# Per-library numbers of a round; the summary takes their median over rounds.
+MEASURES = ("train_wall_s", "train_cpu_s", "predict_wall_s", "predict_cpu_s", "predict_sentences_per_s", "accuracy")
+
+
+def _row(t_train: Timing, t_pred: Timing, pred, test) -> dict:
     n = len(test[0])
-    return {"train_wall_s": t_train.wall, "train_cpu_s": t_train.cpu,
-            "predict_wall_s": t_pred.wall, "predict_cpu_s": t_pred.cpu,
-            "predict_sentences_per_s": n / t_pred.wall,
-            "accuracy": float(np.mean([p == y for p, y in zip(pred, test[1])]))}
+    return {"train_wall_s": t_train.median_s, "train_cpu_s": t_train.median_cpu_s,
+            "predict_wall_s": t_pred.median_s, "predict_cpu_s": t_pred.median_cpu_s,
+            "predict_sentences_per_s": n / t_pred.median_s,
+            "accuracy": float(np.mean([p == y for p, y in zip(pred, test[1])])),
+            "load_average_before": list(t_train.load_average_before),
+            "load_average_after": list(t_pred.load_average_after)}
 
 
 def main(argv):
     del argv
-    from fewshot_setfit import limit_threads
-
     limit_threads(_THREADS.value)
-    from ml_collections import ConfigDict
-
-    from fewshot_setfit import load_splits
     from setfit_jax import data
 
     load_at_start = os.getloadavg()
-    cfg = ConfigDict({"num_classes": 0, "test_per_class": 0, "data_dir": ""})
-    pool, test = load_splits(cfg)
+    pool, test = fewshot.load_splits()
     idx = data.sample_per_class(pool[1], _SHOTS.value, 0)
     train = ([pool[0][i] for i in idx], [pool[1][i] for i in idx])
     import jax
@@ -114,13 +101,12 @@ def main(argv):
         print(f"round {r}: {json.dumps(row, indent=1)}", flush=True)
 
     ref_train = float(np.median([x["reference"]["train_wall_s"] for x in rounds]))
-    summary = {"reference": {key: float(np.median([x["reference"][key] for x in rounds]))
-                             for key in rounds[0]["reference"]}}
+    summary = {"reference": {key: float(np.median([x["reference"][key] for x in rounds])) for key in MEASURES}}
     for lib in ("ours", "ours_amp"):
         for phase, chosen in (("cold", rounds[:1]), ("warm", rounds[1:])):
             if not chosen:
                 continue
-            stats = {key: float(np.median([x[lib][key] for x in chosen])) for key in rounds[0][lib]}
+            stats = {key: float(np.median([x[lib][key] for x in chosen])) for key in MEASURES}
             stats["train_speedup"] = ref_train / stats["train_wall_s"]
             stats["predict_speedup"] = summary["reference"]["predict_wall_s"] / stats["predict_wall_s"]
             summary[f"{lib}_{phase}"] = stats

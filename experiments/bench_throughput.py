@@ -7,30 +7,28 @@ variable setting `transformers` pads each batch to its longest sequence; we pack
 into rows of T (ModernBERT's unpadding) — each side in its own best form. Tokens/s counts
 real (non-padding) tokens only.
 
-    python experiments/bench_throughput.py --variant=base --seq_len=512 --num_sequences=16
+    python -m experiments.bench_throughput --variant=base --seq_len=512 --num_sequences=16
+
+Each side: one warm-up call, then ``--repeats`` timed calls; tokens/s from the median
+(`experiments.timing`, which also records the minimum, every time and the load average).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
-import sys
 import tempfile
-import time
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 from absl import app, flags
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
-from modernbert_jax import config as config_lib  # noqa: E402
-from modernbert_jax import hf, model  # noqa: E402
-from modernbert_jax.data import packing  # noqa: E402
+from experiments.timing import Timing, measure
+from modernbert_jax import config as config_lib
+from modernbert_jax import hf, model
+from modernbert_jax.data import packing
 
 VARIANT = flags.DEFINE_string("variant", "base", "model size: tiny | base | large")
 SEQ_LEN = flags.DEFINE_integer("seq_len", 512, "maximum sequence length T")
@@ -50,25 +48,15 @@ def sequences(mode: str, n: int, seq_len: int, vocab: int, rng: np.random.Genera
     return [rng.integers(5, vocab, size=int(L)) for L in lengths]
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up (compilation, caches)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def bench_ours(module, params, seqs: list[np.ndarray], seq_len: int, repeats: int) -> float:
+def bench_ours(module, params, seqs: list[np.ndarray], seq_len: int, repeats: int) -> Timing:
     rows = packing.best_fit_decreasing([len(s) for s in seqs], seq_len)
     batch = packing.rows_to_arrays([[seqs[i] for i in row] for row in rows], seq_len, pad_id=0)
     args = [jnp.asarray(batch[k]) for k in ("input_ids", "segment_ids", "positions")]
     fwd = jax.jit(lambda p, i, s, q: module.apply({"params": p}, i, s, q))
-    return median_time(lambda: fwd(params, *args).block_until_ready(), repeats)
+    return measure({"ours": lambda: fwd(params, *args)}, repeats=repeats, sync=jax.block_until_ready)["ours"]
 
 
-def bench_transformers(ref, seqs: list[np.ndarray], device: str, dtype, repeats: int) -> float:
+def bench_transformers(ref, seqs: list[np.ndarray], device: str, dtype, repeats: int) -> Timing:
     import torch
 
     longest = max(len(s) for s in seqs)
@@ -84,7 +72,7 @@ def bench_transformers(ref, seqs: list[np.ndarray], device: str, dtype, repeats:
         if device == "cuda":
             torch.cuda.synchronize()
 
-    return median_time(run, repeats)
+    return measure({"transformers": run}, repeats=repeats)["transformers"]
 
 
 def main(_):
@@ -114,8 +102,10 @@ def main(_):
         tokens = sum(len(s) for s in seqs)
         t_ours = bench_ours(module, params, seqs, SEQ_LEN.value, REPEATS.value)
         t_ref = bench_transformers(ref, seqs, device, torch_dtype, REPEATS.value)
-        row = {"tokens": tokens, "ours_tokens_per_s": tokens / t_ours, "transformers_tokens_per_s": tokens / t_ref,
-               "ratio_ours_over_transformers": t_ref / t_ours}
+        row = {"tokens": tokens, "ours_tokens_per_s": tokens / t_ours.median_s,
+               "transformers_tokens_per_s": tokens / t_ref.median_s,
+               "ratio_ours_over_transformers": t_ref.median_s / t_ours.median_s,
+               "ours_timing": t_ours.to_dict(), "transformers_timing": t_ref.to_dict()}
         results["settings"][mode] = row
         print(f"{mode:9s} ours {row['ours_tokens_per_s']:10.0f} tok/s | transformers "
               f"{row['transformers_tokens_per_s']:10.0f} tok/s | ratio {row['ratio_ours_over_transformers']:.2f}x")

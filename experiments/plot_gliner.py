@@ -1,6 +1,6 @@
 """Plot a train_gliner results JSON: the training curve and test F1 per entity type.
 
-    python experiments/plot_gliner.py --input=experiments/results/gliner_minilm.json
+    python -m experiments.plot_gliner --input=experiments/results/gliner_minilm.json
 
 Writes a PNG next to the JSON (same name, .png). Types held out of training (the zero-shot
 protocol) are drawn in a second colour, so seen and unseen performance read at a glance.

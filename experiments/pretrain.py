@@ -1,6 +1,6 @@
 """MLM pretraining entry point.
 
-    python experiments/pretrain.py --config=configs/pretrain.py:variant=tiny --workdir=/tmp/mlm
+    python -m experiments.pretrain --config=configs/pretrain.py:variant=tiny --workdir=/tmp/mlm
 
 Any config field can be overridden (``--config.total_steps=50``). Re-running with the same
 workdir resumes from its latest checkpoint. Multi-host: pass ``--coordinator_address``,
@@ -8,13 +8,8 @@ workdir resumes from its latest checkpoint. Multi-host: pass ``--coordinator_add
 ``jax.distributed.initialize`` read them from Slurm/Kubernetes/TPU environment).
 """
 
-import os
-import sys
-
 from absl import app, flags, logging
 from ml_collections import config_flags
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file[:arg].", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics and exports go here.")

@@ -1,8 +1,9 @@
 """Train GLiNER on the Python-docs NER corpus and report span-level P/R/F1 (seen vs unseen types).
 
-    python experiments/train_gliner.py --config=configs/gliner.py:backbone=minilm[,demo=1]
-    # evaluate (or, with num_steps > 0, fine-tune) a saved GLiNER directory:
-    python experiments/train_gliner.py --config=configs/gliner.py --config.init_from=DIR --config.train.num_steps=0
+    python -m experiments.train_gliner --config=configs/gliner.py:backbone=minilm[,demo=true]
+    # evaluate (or, with num_steps > 0, fine-tune) a saved GLiNER directory (its own head config,
+    # type sampling included, then applies):
+    python -m experiments.train_gliner --config=configs/gliner.py --config.init_from=DIR --config.train.num_steps=0
 
 Writes a JSON with the config, the training curve and per-type metrics on validation and
 test to ``experiments/results/``.
@@ -11,8 +12,6 @@ test to ``experiments/results/``.
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
@@ -20,12 +19,9 @@ import jax
 import numpy as np
 import tqdm
 from absl import app, flags, logging
-from ml_collections import config_flags
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 import ml_collections
 from jax.sharding import NamedSharding, PartitionSpec
+from ml_collections import config_flags
 
 from gliner_jax import GLiNER, GLiNERConfig, metrics, training
 from gliner_jax.data import pydocs, tfds_pydocs
@@ -55,13 +51,12 @@ def eval_types(examples: list[dict]) -> list[str]:
     return sorted(counts, key=lambda t: (-counts[t], t))
 
 
-def negative_pool(cfg, train_examples: list[dict]) -> list[str] | None:
-    """Where negative types come from: the batch (reference) or every type of the training split."""
-    if cfg.train.negative_types == "batch":
+def negative_pool(head: GLiNERConfig, train_examples: list[dict]) -> list[str] | None:
+    """Where negative types come from (``head.negative_types``, validated by GLiNERConfig): the
+    batch (reference) or every type of the training split."""
+    if head.negative_types == "batch":
         return None
-    if cfg.train.negative_types == "dataset":
-        return sorted({label for ex in train_examples for _, _, label in ex["ner"]})
-    raise ValueError(f"train.negative_types={cfg.train.negative_types!r} must be 'batch' or 'dataset'")
+    return sorted({label for ex in train_examples for _, _, label in ex["ner"]})
 
 
 def main(_) -> None:
@@ -72,13 +67,13 @@ def main(_) -> None:
     train_examples = [pydocs.remove_types(ex, cfg.unseen_types) for ex in data["train"]]
     train_examples = [ex for ex in train_examples if ex["ner"]]
     logging.info("train %d examples; %s", len(train_examples), {s: len(data[s]) for s in cfg.eval.splits})
-    pool = negative_pool(cfg, train_examples)
 
     if cfg.init_from:  # a saved GLiNER (ours or the reference's): its own head config applies
         model = GLiNER.from_pretrained(cfg.init_from)
     else:
-        model = GLiNER.from_backbone(backbone_dir(cfg), GLiNERConfig(**cfg.head.to_dict()), seed=cfg.seed)
+        model = GLiNER.from_backbone(backbone_dir(cfg), GLiNERConfig.from_dict(cfg.head.to_dict()), seed=cfg.seed)
     head = model.config
+    pool = negative_pool(head, train_examples)
     # Data parallelism over every device: the batch is split on "data", parameters replicated.
     mesh = sharding.make_mesh(ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1}))
     if cfg.train.batch_size % mesh.shape["data"]:
@@ -99,7 +94,7 @@ def main(_) -> None:
         examples = [train_examples[i] for i in order[cursor: cursor + cfg.train.batch_size]]
         cursor += cfg.train.batch_size
         batch = training.make_batch(examples, model.tokenizer, head, rng, batch_size=cfg.train.batch_size,
-                                    max_words=cfg.train.max_words, max_tokens=cfg.train.max_tokens, train=cfg.train,
+                                    max_words=cfg.train.max_words, max_tokens=cfg.train.max_tokens,
                                     negative_pool=pool)
         key, step_key = jax.random.split(key)
         params, opt_state, m = step_fn(params, opt_state, jax.device_put(batch, batch_sharding), step_key)

@@ -23,7 +23,7 @@ from gliner_jax import checkpoint, decoding, processor
 from gliner_jax.config import GLiNERConfig
 from gliner_jax.model import GLiNERModel
 from gliner_jax.words import split_words
-from modernbert_jax import config as model_lib
+from modernbert_jax import config as config_lib
 from modernbert_jax import hf, precision
 from modernbert_jax.model import Encoder
 
@@ -56,7 +56,7 @@ class GLiNER:
         keeps ``encoder_config.matmul_dtype`` (float32 matmuls by default)."""
         config.validate()
         if matmul_dtype is not None:
-            encoder_config = model_lib.replaced(encoder_config, matmul_dtype=matmul_dtype)
+            encoder_config = config_lib.replaced(encoder_config, matmul_dtype=matmul_dtype)
         # Hugging Face's tokenizer_config.json travels with the checkpoint so that the
         # reference library (AutoTokenizer) can read our directories too.
         self.tokenizer_config = tokenizer_config
@@ -81,11 +81,11 @@ class GLiNER:
         with ``tokenizer.json``, or a finished pretraining workdir), randomly initialised head."""
         backbone = hf.resolve_dir(backbone)
         encoder, enc_params = hf.from_pretrained(backbone)
-        tok = processor.load_tokenizer(str(backbone / "tokenizer.json"), config.ent_token, config.sep_token)
+        tok = hf.load_tokenizer(backbone, processor.prompt_tokens(config.ent_token, config.sep_token))
         new_vocab = tok.get_vocab_size(with_added_tokens=True)
         rng_embed, rng_head = jax.random.split(jax.random.key(seed))
         enc_params = resize_embeddings(enc_params, new_vocab, rng_embed)
-        encoder_config = model_lib.replaced(encoder.config, vocab_size=new_vocab)
+        encoder_config = config_lib.replaced(encoder.config, vocab_size=new_vocab)
         config.class_token_index = tok.token_to_id(config.ent_token)
         config.vocab_size = new_vocab
         config.model_name = str(backbone)
@@ -117,7 +117,7 @@ class GLiNER:
         tok_file = tok_dir / "tokenizer.json"
         if not tok_file.exists():
             raise FileNotFoundError(f"no tokenizer.json in {path} or in model_name={config.model_name!r}")
-        tok = processor.load_tokenizer(str(tok_file), config.ent_token, config.sep_token)
+        tok = hf.load_tokenizer(tok_dir, processor.prompt_tokens(config.ent_token, config.sep_token))
         if config.class_token_index not in (-1, tok.token_to_id(config.ent_token)):
             raise ValueError(f"{path}: class_token_index={config.class_token_index} but the tokenizer puts "
                              f"{config.ent_token} at {tok.token_to_id(config.ent_token)}")

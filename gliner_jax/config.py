@@ -1,5 +1,9 @@
 """GLiNER head configuration, field-compatible with the reference ``gliner_config.json``.
 
+The one schema of GLiNER's options: the head's architecture and, as the reference keeps
+``max_types`` and ``max_neg_type_ratio`` in its model config, every knob of how training
+prompts are sampled. ``configs/gliner.py`` derives its ``head`` block from these defaults.
+
 Only the uni-encoder span architecture is implemented (``span_mode="markerV0"``, first
 sub-token pooling, no post-fusion); reading a reference config that asks for anything
 else raises an error naming the field, rather than silently computing something else.
@@ -23,8 +27,13 @@ class GLiNERConfig:
     num_rnn_layers: int = 1  # BiLSTM layers over words; 0 disables the LSTM
     embed_ent_token: bool = True  # type vector = hidden state at <<ENT>> (else the token after)
     max_len: int = 384  # words per window; longer texts are split into overlapping windows
-    max_types: int = 25
-    max_neg_type_ratio: int = 1
+    # Type sampling in training prompts (`gliner_jax.training.sample_types`).
+    max_types: int = 25  # prompted types per example, positives and negatives together
+    max_neg_type_ratio: int = 1  # negative types per positive, the ratio drawn per example from 0..this
+    drop_types_prob: float = 0.0  # chance that a random subset of an example's prompt is dropped
+    # Where negative types come from: "batch" (the reference's in-batch negatives) or "dataset"
+    # (every type of the training split, as the reference collator's ner_negatives).
+    negative_types: str = "batch"
     ent_token: str = "<<ENT>>"
     sep_token: str = "<<SEP>>"
     class_token_index: int = -1  # id of <<ENT>> once special tokens are added
@@ -45,6 +54,14 @@ class GLiNERConfig:
             raise ValueError(f"num_rnn_layers={self.num_rnn_layers} must be >= 0")
         if self.num_rnn_layers and self.hidden_size % 2:
             raise ValueError(f"hidden_size={self.hidden_size} must be even for the BiLSTM")
+        if self.max_types < 1:
+            raise ValueError(f"max_types={self.max_types} must be >= 1")
+        if self.max_neg_type_ratio < 0:
+            raise ValueError(f"max_neg_type_ratio={self.max_neg_type_ratio} must be >= 0")
+        if not 0.0 <= self.drop_types_prob <= 1.0:
+            raise ValueError(f"drop_types_prob={self.drop_types_prob} must be in [0, 1]")
+        if self.negative_types not in ("batch", "dataset"):
+            raise ValueError(f"negative_types={self.negative_types!r} must be 'batch' or 'dataset'")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -23,19 +23,9 @@ import tokenizers
 SPECIAL_TOKENS = ("[FLERT]",)  # the reference adds this first, then <<ENT>> and <<SEP>>
 
 
-def load_tokenizer(path: str, ent_token: str = "<<ENT>>", sep_token: str = "<<SEP>>") -> tokenizers.Tokenizer:
-    """Load ``tokenizer.json`` with truncation/padding off and GLiNER's special tokens added.
-
-    Truncation must be off: the Hugging Face file may ship a 128-token limit that would
-    silently cut texts; long texts are windowed by the caller instead.
-    """
-    tok = tokenizers.Tokenizer.from_file(path)
-    tok.no_truncation()
-    tok.no_padding()
-    missing = [t for t in (*SPECIAL_TOKENS, ent_token, sep_token) if tok.token_to_id(t) is None]
-    if missing:
-        tok.add_special_tokens(missing)
-    return tok
+def prompt_tokens(ent_token: str, sep_token: str) -> tuple[str, ...]:
+    """The special tokens GLiNER adds to its backbone's tokenizer (``hf.load_tokenizer``), in order."""
+    return (*SPECIAL_TOKENS, ent_token, sep_token)
 
 
 @dataclasses.dataclass

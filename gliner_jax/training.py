@@ -9,7 +9,9 @@ reshuffled every batch); on a corpus with few types a batch holds only a handful
 On top, the paper's regulariser: with probability ``drop_types_prob`` a random subset of the prompted types is dropped, so the model learns that types absent
 from the prompt are not to be tagged. The optimiser is the reference's: AdamW with
 separate learning rates and weight decay for the encoder and the head (decay skips biases and
-norms, as the reference), warmup then linear or cosine decay, and global-norm clipping.
+norms, as the reference), Hugging Face's warmup then linear or cosine decay
+(``ceil(warmup_ratio * num_steps)`` warmup steps, as the reference's ``get_warmup_steps``), and
+global-norm clipping.
 ``train.bf16`` (Hugging Face ``TrainingArguments``' name) runs the step's matmuls on bfloat16
 inputs with float32 accumulation; parameters and optimiser state stay float32.
 """
@@ -26,7 +28,7 @@ import optax
 from gliner_jax import loss as loss_lib
 from gliner_jax import processor
 from gliner_jax.model import GLiNERModel
-from modernbert_jax import config as model_config
+from modernbert_jax import config as config_lib
 from modernbert_jax import optim
 
 
@@ -51,12 +53,13 @@ def sample_types(examples: Sequence[dict], rng: np.random.Generator, *, max_type
 
 
 def make_batch(examples: Sequence[dict], tok, cfg, rng: np.random.Generator, *, batch_size: int,
-               max_words: int, max_tokens: int, train: ml_collections.ConfigDict,
+               max_words: int, max_tokens: int,
                negative_pool: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Arrays for one training step, always ``[batch_size, max_tokens]`` tokens, ``max_words`` words
-    and ``cfg.max_types`` types, so the step compiles once. Longer examples are cut at the end."""
+    and ``cfg.max_types`` types, so the step compiles once. Longer examples are cut at the end.
+    Types are sampled with the head config ``cfg``'s knobs (max_types, max_neg_type_ratio, drop_types_prob)."""
     types = sample_types(examples, rng, max_types=cfg.max_types, max_neg_type_ratio=cfg.max_neg_type_ratio,
-                         drop_types_prob=train.drop_types_prob, negative_pool=negative_pool)
+                         drop_types_prob=cfg.drop_types_prob, negative_pool=negative_pool)
 
     def encode(words, labels):
         return processor.encode_batch(tok, words, labels, ent_token=cfg.ent_token, sep_token=cfg.sep_token,
@@ -82,23 +85,16 @@ def make_batch(examples: Sequence[dict], tok, cfg, rng: np.random.Generator, *, 
     return batch
 
 
-def schedule(base_lr: float, total_steps: int, warmup_ratio: float, kind: str) -> optax.Schedule:
-    warmup = max(1, int(total_steps * warmup_ratio))
-    if kind == "cosine":
-        return optax.warmup_cosine_decay_schedule(0.0, base_lr, warmup, max(total_steps, warmup + 1), 0.0)
-    if kind == "linear":
-        return optax.join_schedules([
-            optax.linear_schedule(0.0, base_lr, warmup),
-            optax.linear_schedule(base_lr, 0.0, max(1, total_steps - warmup)),
-        ], [warmup])
-    raise ValueError(f"train.lr_scheduler_type={kind!r} must be 'linear' or 'cosine'")
-
-
 def optimizer(train: ml_collections.ConfigDict, params: dict) -> optax.GradientTransformation:
     """AdamW with one learning rate for the encoder and another (``others_lr``) for the head."""
+    if train.lr_scheduler_type not in ("linear", "cosine"):
+        raise ValueError(f"train.lr_scheduler_type={train.lr_scheduler_type!r} must be 'linear' or 'cosine'")
+    warmup = optim.warmup_steps_for(train.num_steps, train.warmup_ratio)
+
     def adamw(lr, wd):
-        return optax.adamw(schedule(lr, train.num_steps, train.warmup_ratio, train.lr_scheduler_type),
-                           weight_decay=wd, mask=optim.decay_mask)
+        schedule = optim.warmup_stable_decay(lr, train.num_steps, warmup, train.num_steps - warmup,
+                                             shape=train.lr_scheduler_type, warmup_from_zero=True)
+        return optax.adamw(schedule, weight_decay=wd, mask=optim.decay_mask)
 
     labels = {k: ("encoder" if k == "encoder" else "head") for k in params}
     return optax.chain(
@@ -111,7 +107,7 @@ def optimizer(train: ml_collections.ConfigDict, params: dict) -> optax.GradientT
 def make_train_step(module: GLiNERModel, tx: optax.GradientTransformation, train: ml_collections.ConfigDict):
     """``(params, opt_state, batch, rng) → (params, opt_state, metrics)``, jitted."""
     if train.bf16:
-        module = module.clone(encoder_config=model_config.replaced(module.encoder_config, matmul_dtype="bfloat16"))
+        module = module.clone(encoder_config=config_lib.replaced(module.encoder_config, matmul_dtype="bfloat16"))
 
     def loss_fn(params, batch, rng):
         dropout_rng, mask_rng = jax.random.split(rng)

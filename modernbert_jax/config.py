@@ -3,13 +3,26 @@
 Every architectural choice is a field so ablations flip it from the command line
 (``--config.model.mlp=gelu``). ``model_config(variant)`` returns a locked ``ConfigDict``:
 setting a field that does not exist raises an error naming it.
+
+Config files (``configs/*.py``) are loaded by path with their arg, big_vision style:
+``load_config("configs/pretrain.py:variant=tiny")``, whose ``get_config(arg)`` reads the arg
+with ``parse_arg``.
 """
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import ml_collections
 
+from modernbert_jax import attention
+
 VARIANTS = ("tiny", "base", "large", "bert")
+
+# The repository root, against which relative config paths resolve when the working
+# directory is elsewhere (a test, a notebook).
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Logical-axis rules: parameter axes (embed, mlp, heads, kv, vocab) and activation axes
 # (act_*) mapped onto the mesh axes (data, fsdp, tensor). Separate activation names let the
@@ -48,7 +61,8 @@ def modernbert_config(**sizes) -> ml_collections.ConfigDict:
     # "global" (every layer) or "local" (every layer).
     cfg.attention_pattern = "alternating"
     cfg.global_attn_every_n_layers = 3
-    # Full local window in tokens, HF's `local_attention`; the half-width is local_attention // 2.
+    # The FULL local window in tokens (HF's `local_attention`); attention code takes the
+    # half-width, `layer_half_window(cfg, layer)` = local_attention // 2 = 64.
     cfg.local_attention = 128
     cfg.global_rope_theta = 160_000.0
     cfg.local_rope_theta = 10_000.0
@@ -75,7 +89,8 @@ def modernbert_config(**sizes) -> ml_collections.ConfigDict:
     # Dense-layer matmuls: "auto" runs them in `dtype`; "bfloat16" casts their inputs to
     # bfloat16 and accumulates in float32 (torch.autocast on CPU; fast with AMX/AVX512-BF16).
     cfg.matmul_dtype = "auto"
-    # xla | blocked | pallas | auto (pallas on GPU; blocked local / xla global elsewhere)
+    # xla | blocked | pallas | pallas_interpret | auto (pallas on GPU; blocked local / xla
+    # global elsewhere); see `modernbert_jax.attention`.
     cfg.attention_impl = "auto"
     cfg.remat = False  # rematerialise each layer in the backward pass
     cfg.update(sizes)
@@ -117,8 +132,36 @@ def bert_config(**sizes) -> ml_collections.ConfigDict:
     return cfg
 
 
-def parse_arg(arg: str | None, **defaults) -> dict:
-    """big_vision-style ``"a=1,b=x"`` → dict, with defaults for keys not given."""
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def _typed(key: str, value: str, default):
+    """``value`` as the type of ``default`` (bool, int, float or str)."""
+    if isinstance(default, bool):  # before int: bool is an int subclass
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        raise ValueError(f"config arg {key}={value!r} does not parse as bool (one of {_TRUE + _FALSE}, any case)")
+    for kind in (int, float):
+        if isinstance(default, kind):
+            try:
+                return kind(value)
+            except ValueError:
+                raise ValueError(f"config arg {key}={value!r} does not parse as {kind.__name__}") from None
+    return value
+
+
+def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
+    """big_vision-style ``"a=1,b=x"`` → ConfigDict, each value typed like its default.
+
+    ``demo=true``, ``demo=1`` and ``demo=True`` all mean True when the default is a bool;
+    ``shots=8`` is an int when the default is an int. Keys not given keep their default.
+    """
+    for key, default in defaults.items():
+        if not isinstance(default, (bool, int, float, str)):
+            raise TypeError(f"default of config arg {key!r} is a {type(default).__name__}; "
+                            "parse_arg types values from bool, int, float or str defaults")
     out = dict(defaults)
     for item in filter(None, (arg or "").split(",")):
         key, sep, value = item.partition("=")
@@ -126,12 +169,33 @@ def parse_arg(arg: str | None, **defaults) -> dict:
             raise ValueError(f"config arg {item!r} is not of the form key=value")
         if key not in defaults:
             raise ValueError(f"unknown config arg {key!r}; expected one of {sorted(defaults)}")
-        out[key] = value
-    return out
+        out[key] = _typed(key, value, defaults[key])
+    return ml_collections.ConfigDict(out)
 
 
-def layer_window(cfg: ml_collections.ConfigDict, layer: int) -> int | None:
-    """Half-width of layer ``layer``'s local window, or None when the layer is global."""
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    """The config of ``"path/to/file.py[:arg]"``: the file's ``get_config(arg)``.
+
+    A relative path is looked up in the working directory, then in the repository root.
+    """
+    path_str, sep, arg = spec.partition(":")
+    path = Path(path_str)
+    candidates = [path] if path.is_absolute() else [Path.cwd() / path, REPO_ROOT / path]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        raise FileNotFoundError(f"config file {path_str!r} not found (looked at {', '.join(map(str, candidates))})")
+    module_spec = importlib.util.spec_from_file_location(f"config_file_{found.stem}", found)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    get_config = getattr(module, "get_config", None)
+    if not callable(get_config):
+        raise ValueError(f"config file {found} defines no get_config(arg) function")
+    # As ml_collections' config_flags: without ":arg" the function is called with no argument.
+    return get_config(arg) if sep else get_config()
+
+
+def layer_half_window(cfg: ml_collections.ConfigDict, layer: int) -> int | None:
+    """Half-width of layer ``layer``'s local window (``local_attention // 2``), or None when the layer is global."""
     if cfg.attention_pattern == "global":
         return None
     if cfg.attention_pattern == "alternating" and layer % cfg.global_attn_every_n_layers == 0:
@@ -159,7 +223,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
         "classifier_pooling": ("cls", "mean"),
         "dtype": ("auto", "float32", "bfloat16", "float16"),
         "matmul_dtype": ("auto", "bfloat16"),
-        "attention_impl": ("xla", "blocked", "pallas", "auto"),
+        "attention_impl": attention.IMPLS,
     }
     for field, allowed in choices.items():
         if cfg[field] not in allowed:
@@ -171,4 +235,4 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     if cfg.position_embedding == "rope" and (cfg.hidden_size // cfg.num_heads) % 2:
         raise ValueError("RoPE needs an even head dimension (model.hidden_size // model.num_heads)")
     if cfg.local_attention < 0 or cfg.local_attention % 2:
-        raise ValueError(f"model.local_attention={cfg.local_attention} must be a non-negative even window")
+        raise ValueError(f"model.local_attention={cfg.local_attention} must be a non-negative even (full) window")

@@ -120,7 +120,7 @@ def config_to_hf(cfg: ml_collections.ConfigDict, head: Optional[str]) -> dict:
             "pad_token_id": cfg.pad_token_id, "position_embedding_type": "absolute",
         }
     layer_types = [
-        "full_attention" if config_lib.layer_window(cfg, i) is None else "sliding_attention"
+        "full_attention" if config_lib.layer_half_window(cfg, i) is None else "sliding_attention"
         for i in range(cfg.num_layers)
     ]
     return {
@@ -310,7 +310,7 @@ def from_tensors(
 
 def resolve_dir(path: str | os.PathLike) -> Path:
     """The Hugging Face directory at ``path``: ``path`` itself, or the ``hf/`` export that a
-    finished pretraining run (``experiments/pretrain.py --workdir=path``) leaves in its workdir."""
+    finished pretraining run (``python -m experiments.pretrain --workdir=path``) leaves in its workdir."""
     path = Path(path)
     if (path / "config.json").exists():
         return path
@@ -390,12 +390,27 @@ def save_pretrained(path: str | os.PathLike, module: nn.Module, params: dict, *,
     return path
 
 
-def load_tokenizer(path: str | os.PathLike):
-    """The checkpoint's own ``tokenizer.json`` (``path`` as in ``resolve_dir``) through ``tokenizers``."""
+def load_tokenizer(path: str | os.PathLike, special_tokens: tuple[str, ...] = ()) -> "tokenizers.Tokenizer":
+    """The checkpoint's own ``tokenizer.json`` through ``tokenizers``, truncation and padding off.
+
+    ``path`` is a directory holding ``tokenizer.json`` (a Hugging Face or GLiNER checkpoint) or a
+    pretraining workdir (see ``resolve_dir``). Truncation and padding are switched off because a
+    Hugging Face file may ship e.g. a 128-token limit that would silently cut texts: each caller
+    sets its own (SetFit truncates to ``max_seq_length``, GLiNER windows long texts).
+    ``special_tokens`` that the vocabulary lacks are added, in order (GLiNER's prompt markers).
+    """
     from tokenizers import Tokenizer
 
-    path = resolve_dir(path)
+    path = Path(path)
     file = path / "tokenizer.json"
     if not file.exists():
+        file = resolve_dir(path) / "tokenizer.json"
+    if not file.exists():
         raise FileNotFoundError(f"no tokenizer.json in {path}")
-    return Tokenizer.from_file(str(file))
+    tok = Tokenizer.from_file(str(file))
+    tok.no_truncation()
+    tok.no_padding()
+    missing = [t for t in special_tokens if tok.token_to_id(t) is None]
+    if missing:
+        tok.add_special_tokens(missing)
+    return tok

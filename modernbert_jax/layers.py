@@ -122,8 +122,7 @@ class Attention(nn.Module):
     """Multi-head self-attention: fused Wqkv, RoPE, local or global window, packed segments."""
 
     config: ml_collections.ConfigDict
-    window: Optional[int]  # half-width of the local window; None = global
-    interpret: bool = False
+    half_window: Optional[int]  # half-width of the local window (|i - j| <= w); None = global
 
     @nn.compact
     def __call__(self, x, segment_ids, positions, deterministic: bool) -> jax.Array:
@@ -134,13 +133,13 @@ class Attention(nn.Module):
         qkv = qkv.reshape(batch, length, 3, cfg.num_heads, head_dim)
         q, k, v = (constrain(qkv[:, :, i], ("act_batch", "act_length", "act_heads", "act_kv")) for i in range(3))
         if cfg.position_embedding == "rope":
-            theta = cfg.global_rope_theta if self.window is None else cfg.local_rope_theta
+            theta = cfg.global_rope_theta if self.half_window is None else cfg.local_rope_theta
             cos, sin = rope.rotary_cos_sin(positions, head_dim, theta)
             q, k = rope.apply_rotary(q, cos, sin), rope.apply_rotary(k, cos, sin)
         dropout_rate = 0.0 if deterministic else cfg.attention_dropout
         out = attention_lib.dot_product_attention(
-            q, k, v, segment_ids=segment_ids, window=self.window, impl=cfg.attention_impl,
-            interpret=self.interpret, dropout_rate=dropout_rate,
+            q, k, v, segment_ids=segment_ids, half_window=self.half_window, impl=cfg.attention_impl,
+            dropout_rate=dropout_rate,
             dropout_rng=self.make_rng("dropout") if dropout_rate else None,
         )
         out = out.reshape(batch, length, cfg.hidden_size)
@@ -181,14 +180,13 @@ class EncoderLayer(nn.Module):
 
     config: ml_collections.ConfigDict
     layer: int
-    window: Optional[int]
-    interpret: bool = False
+    half_window: Optional[int]
 
     @nn.compact
     def __call__(self, x, segment_ids, positions, deterministic: bool) -> jax.Array:
         cfg = self.config
         dtype = compute_dtype(cfg)
-        attn = Attention(cfg, self.window, self.interpret, name="attn")
+        attn = Attention(cfg, self.half_window, name="attn")
         mlp = (GeGLU if cfg.mlp == "geglu" else GeluMLP)(cfg, name="mlp")
         drop = Dropout(cfg.mlp_dropout)
         if cfg.norm_placement == "pre":

@@ -47,7 +47,6 @@ class Encoder(nn.Module):
     """Embeddings → layers (global every ``global_attn_every_n_layers``, local otherwise) → final norm."""
 
     config: ml_collections.ConfigDict
-    interpret: bool = False  # run Pallas attention in interpret mode (CPU tests)
 
     def setup(self):
         cfg = self.config
@@ -55,7 +54,7 @@ class Encoder(nn.Module):
         self.embeddings = layers.Embeddings(cfg)
         block = nn.remat(layers.EncoderLayer, static_argnums=(4,)) if cfg.remat else layers.EncoderLayer
         self.layers = [
-            block(cfg, i, config_lib.layer_window(cfg, i), self.interpret, name=f"layers_{i}")
+            block(cfg, i, config_lib.layer_half_window(cfg, i), name=f"layers_{i}")
             for i in range(cfg.num_layers)
         ]
         if cfg.final_norm:
@@ -113,11 +112,10 @@ class MaskedLM(nn.Module):
     """
 
     config: ml_collections.ConfigDict
-    interpret: bool = False
 
     def setup(self):
         cfg = self.config
-        self.encoder = Encoder(cfg, self.interpret)
+        self.encoder = Encoder(cfg)
         self.head = layers.PredictionHead(cfg)
         if cfg.decoder_bias:
             self.decoder_bias = self.param(
@@ -152,7 +150,6 @@ class SequenceClassifier(nn.Module):
 
     config: ml_collections.ConfigDict
     num_labels: int
-    interpret: bool = False
 
     @nn.compact
     def __call__(
@@ -166,7 +163,7 @@ class SequenceClassifier(nn.Module):
         deterministic: bool = True,
     ) -> jax.Array:
         cfg = self.config
-        x = Encoder(cfg, self.interpret, name="encoder")(
+        x = Encoder(cfg, name="encoder")(
             input_ids, segment_ids, positions, attention_mask=attention_mask,
             token_type_ids=token_type_ids, deterministic=deterministic,
         )

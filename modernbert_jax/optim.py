@@ -13,7 +13,8 @@
       p         p - lr_t * m / (sqrt(v) + eps)
 
   Weight decay skips norms and biases, chosen by parameter path (`decay_mask`).
-* `warmup_stable_decay` — the trapezoidal schedule: linear warmup, constant, then 1-sqrt decay.
+* `warmup_stable_decay` — the one warmup-then-decay schedule: linear warmup, constant, then a
+  1-sqrt (pretraining), linear or cosine (Hugging Face's, for GLiNER and SetFit) decay.
 * `batch_size_warmup` — the global batch grows linearly with tokens seen (768 -> 4608 over 50B
   tokens for ModernBERT-base), in whole micro-batches so shapes stay static.
 """
@@ -131,20 +132,43 @@ def decay_mask(params: optax.Params) -> Any:
     return jax.tree_util.tree_map_with_path(is_decayed, params)
 
 
+DECAY_SHAPES = ("sqrt", "linear", "cosine")
+
+
+def warmup_steps_for(total_steps: int, warmup_ratio: float) -> int:
+    """Warmup length from a ratio, rounded up as Hugging Face ``TrainingArguments.get_warmup_steps``."""
+    if not 0.0 <= warmup_ratio <= 1.0:
+        raise ValueError(f"warmup ratio must lie in [0, 1], got {warmup_ratio}")
+    return math.ceil(total_steps * warmup_ratio)
+
+
 def warmup_stable_decay(
     peak_lr: float,
     total_steps: int,
     warmup_steps: int = 0,
     decay_steps: int = 0,
     final_lr_fraction: float = 0.0,
+    *,
+    shape: str = "sqrt",
+    warmup_from_zero: bool = False,
 ) -> Schedule:
-    """Trapezoidal schedule: linear warmup from 0, constant at `peak_lr`, then 1-sqrt decay.
+    """Linear warmup, constant at `peak_lr`, then decay over the last `decay_steps` steps.
 
-    In the decay window (the last `decay_steps` steps) lr = peak * (f + (1 - f) (1 - sqrt(x))) with
-    x the fraction of the window elapsed and f = `final_lr_fraction` (Hägele et al. 2024).
+    In the decay window lr = peak * (f + (1 - f) d(x)) with x the fraction of the window elapsed,
+    f = `final_lr_fraction` and d the `shape`: "sqrt" 1 - sqrt(x) (the trapezoid of Hägele et al.
+    2024 that ModernBERT uses), "linear" 1 - x, "cosine" (1 + cos(pi x)) / 2. With
+    `decay_steps = total_steps - warmup_steps` and `warmup_from_zero=True` the "linear" and
+    "cosine" shapes are Hugging Face's `get_linear_schedule_with_warmup` and
+    `get_cosine_schedule_with_warmup`, which is what GLiNER and SetFit train with.
     ModernBERT's phases: pretrain = warmup + stable (no decay), context extension = stable,
     decay phase = decay over the whole phase.
+
+    `warmup_from_zero`: Hugging Face's warmup is step / warmup (the first update has lr 0);
+    pretraining's is (step + 1) / warmup (the first update already moves, peak at the last
+    warmup step).
     """
+    if shape not in DECAY_SHAPES:
+        raise ValueError(f"warmup_stable_decay: shape={shape!r} must be one of {DECAY_SHAPES}")
     if total_steps <= 0:
         raise ValueError(f"warmup_stable_decay: total_steps must be > 0, got {total_steps}")
     if warmup_steps < 0 or decay_steps < 0 or warmup_steps + decay_steps > total_steps:
@@ -153,12 +177,18 @@ def warmup_stable_decay(
             f" <= total_steps ({total_steps})"
         )
     decay_start = total_steps - decay_steps
+    warmup_offset = 0.0 if warmup_from_zero else 1.0
+    decay_shape = {
+        "sqrt": lambda x: 1.0 - jnp.sqrt(x),
+        "linear": lambda x: 1.0 - x,
+        "cosine": lambda x: 0.5 * (1.0 + jnp.cos(jnp.pi * x)),
+    }[shape]
 
     def schedule(step):
         step = jnp.asarray(step, jnp.float32)
-        warm = jnp.minimum(1.0, (step + 1.0) / warmup_steps) if warmup_steps else jnp.float32(1.0)
+        warm = jnp.minimum(1.0, (step + warmup_offset) / warmup_steps) if warmup_steps else jnp.float32(1.0)
         x = jnp.clip((step - decay_start) / max(decay_steps, 1), 0.0, 1.0)
-        decay = final_lr_fraction + (1.0 - final_lr_fraction) * (1.0 - jnp.sqrt(x))
+        decay = final_lr_fraction + (1.0 - final_lr_fraction) * decay_shape(x)
         factor = jnp.where(step < decay_start, warm, decay) if decay_steps else warm
         return peak_lr * factor
 

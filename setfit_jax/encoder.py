@@ -7,8 +7,10 @@ an optional ``Normalize`` module) whose transformer is a BERT or ModernBERT chec
 ``modernbert_jax.hf.from_pretrained`` loads, or a plain Hugging Face model directory (mean
 pooling, no normalisation, as sentence-transformers would default to).
 
-Sentences are packed (``setfit_jax.packing``) into fixed-shape rows rather than padded: no compute
-on padding, and one ``jit`` compilation per row length.
+Sentences are packed (``modernbert_jax.data.packing``, best-fit decreasing) into fixed-shape rows
+rather than padded: no compute on padding, and one ``jit`` compilation per row length. The encoder
+takes packed inputs (``segment_ids`` 1..k per row, ``positions`` restarting per sentence;
+attention never crosses a segment), so where a sentence lands does not change its embedding.
 """
 
 from __future__ import annotations
@@ -25,17 +27,52 @@ import jax.numpy as jnp
 import numpy as np
 import tokenizers
 
-from modernbert_jax import config as model_config
+from modernbert_jax import config as config_lib
 from modernbert_jax import hf
-from setfit_jax import losses, packing
+from modernbert_jax.data import packing
+from setfit_jax import losses
 
 POOLING_MODES = ("mean", "cls", "max")
 ROW_MULTIPLE = 16
 MIN_ROW_LEN = 64
-INFERENCE_SLOTS_PER_ROW = 16
 _ST_TRANSFORMER = "sentence_transformers.models.Transformer"
 _ST_POOLING = "sentence_transformers.models.Pooling"
 _ST_NORMALIZE = "sentence_transformers.models.Normalize"
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class PackedBatch:
+    """Sentences packed into ``[R, T]`` rows, with the slot bookkeeping pooling needs."""
+
+    input_ids: np.ndarray  # [R, T] int32
+    segment_ids: np.ndarray  # [R, T] int32, 0 = padding
+    positions: np.ndarray  # [R, T] int32
+    token_slot: np.ndarray  # [R, T] int32, slot of each token, num_slots for padding
+    slot_first: np.ndarray  # [S] int32, flat index of each slot's first token (CLS pooling)
+    slot_valid: np.ndarray  # [S] bool
+
+    @property
+    def num_slots(self) -> int:
+        return int(self.slot_first.shape[0])
+
+
+def pack(ids: Sequence[Sequence[int]], rows: int, row_len: int, num_slots: int, pad_id: int) -> PackedBatch:
+    """Pack ``ids`` (sentence ``i`` into slot ``i``, at most ``num_slots``) into ``[rows, row_len]``."""
+    if len(ids) > num_slots:
+        raise ValueError(f"{len(ids)} sentences exceed the {num_slots} slots of the packed batch")
+    index_rows = packing.best_fit_decreasing([len(x) for x in ids], row_len)
+    if len(index_rows) > rows:
+        raise ValueError(f"sentences need {len(index_rows)} packed rows, the batch has {rows}")
+    arrays = packing.rows_to_arrays([[ids[i] for i in row] for row in index_rows], row_len, pad_id, num_rows=rows)
+    token_slot, slot_first = packing.locate_items(index_rows, arrays["segment_ids"], num_slots)
+    return PackedBatch(**arrays, token_slot=token_slot, slot_first=slot_first,
+                       slot_valid=np.arange(num_slots) < len(ids))
+
+
+def rows_needed(lengths: Sequence[int], row_len: int) -> int:
+    """Rows that ``pack`` needs for sentences of these lengths."""
+    return len(packing.best_fit_decreasing(lengths, row_len))
 
 
 def pool_packed(hidden: jax.Array, token_slot: jax.Array, slot_first: jax.Array, mode: str) -> jax.Array:
@@ -125,7 +162,7 @@ class SentenceEncoder:
 
     def with_config(self, **fields) -> "SentenceEncoder":
         """The same encoder with some model-config fields replaced (e.g. ``matmul_dtype``)."""
-        return dataclasses.replace(self, module=self.module.clone(config=model_config.replaced(self.module.config, **fields)))
+        return dataclasses.replace(self, module=self.module.clone(config=config_lib.replaced(self.module.config, **fields)))
 
     # -- tokenisation ---------------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
@@ -145,11 +182,11 @@ class SentenceEncoder:
         longest = max((len(x) for x in ids), default=1)
         return max(MIN_ROW_LEN, -(-longest // ROW_MULTIPLE) * ROW_MULTIPLE)
 
-    def pack(self, ids: Sequence[Sequence[int]], rows: int, row_len: int, num_slots: int) -> packing.PackedBatch:
-        return packing.pack(ids, rows, row_len, num_slots, int(self.module.config.pad_token_id))
+    def pack(self, ids: Sequence[Sequence[int]], rows: int, row_len: int, num_slots: int) -> PackedBatch:
+        return pack(ids, rows, row_len, num_slots, int(self.module.config.pad_token_id))
 
     # -- forward ----------------------------------------------------------------------------------
-    def embed(self, params, batch: packing.PackedBatch, *, deterministic: bool = True,
+    def embed(self, params, batch: PackedBatch, *, deterministic: bool = True,
               dropout_rng: jax.Array | None = None) -> jax.Array:
         """Pure function: one embedding per slot ``[S, D]`` (normalised if the model says so)."""
         rngs = None if deterministic else {"dropout": dropout_rng}
@@ -168,11 +205,18 @@ class SentenceEncoder:
         row_len = self.row_len_for(ids)
         max_rows = max(1, tokens_per_call // row_len)
         lengths = [len(x) for x in ids]
-        num_slots = max_rows * INFERENCE_SLOTS_PER_ROW
-        for chunk, needed in packing.chunk_for_inference(lengths, max_rows, row_len, num_slots):
-            # Full chunks share one shape; a smaller (last) chunk gets a power-of-two row count:
+        # Enough slots for the most sentences a block can hold: one shape per row count. (An empty
+        # encoding is refused by the packer with its own message.)
+        slots_per_row = row_len // max(1, min(lengths))
+        todo = list(range(len(ids)))
+        while todo:
+            placed = packing.best_fit_decreasing([lengths[i] for i in todo], row_len, max_rows=max_rows)
+            chunk = sorted(todo[j] for row in placed for j in row)  # packs into the same rows again
+            # Full blocks share one shape; a smaller (last) one gets a power-of-two row count:
             # a few shapes to compile instead of computing on a mostly empty block.
-            rows = min(max_rows, 1 << (needed - 1).bit_length())
-            batch = self.pack([ids[i] for i in chunk], rows, row_len, num_slots)
+            rows = min(max_rows, 1 << (len(placed) - 1).bit_length())
+            batch = self.pack([ids[i] for i in chunk], rows, row_len, rows * slots_per_row)
             out[chunk] = np.asarray(self._embed(params, batch))[: len(chunk)]
+            done = set(chunk)
+            todo = [i for i in todo if i not in done]
         return out

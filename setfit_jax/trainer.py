@@ -8,9 +8,7 @@ shape is fixed for the whole run (so ``jit`` compiles one step), and the loss ga
 members from those embeddings -- the same arithmetic as embedding both sides of every pair.
 
 Stage 2 (``train_classifier``): scikit-learn logistic regression on the embeddings, or the JAX
-``DifferentiableHead`` (AdamW, step decay, ``head_learning_rate``); with ``end_to_end=True`` the
-body trains too, at ``body_learning_rate[1]``. With the body frozen the embeddings are computed
-once without dropout (the reference recomputes them every step with the body's dropout on).
+``DifferentiableHead``, which trains itself (``heads.DifferentiableHead.fit``).
 """
 
 from __future__ import annotations
@@ -24,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from setfit_jax import data, heads, losses, optim, packing, sampler
-from setfit_jax.encoder import SentenceEncoder
+from setfit_jax import data, losses, optim, sampler
+from setfit_jax.encoder import SentenceEncoder, rows_needed
 from setfit_jax.modeling import SetFitModel
 from setfit_jax.training_args import TrainingArguments
 
@@ -57,33 +55,6 @@ def encode_labels(model: SetFitModel, labels: Sequence) -> np.ndarray:
             f"{len(present)} present): every class needs at least one example"
         )
     return np.asarray([index[y] for y in labels], np.int64)
-
-
-def _token_table(params):
-    return params["embeddings"]["tok_embeddings"]["embedding"]
-
-
-def _with_token_table(params, table):
-    embeddings = {**params["embeddings"], "tok_embeddings": {**params["embeddings"]["tok_embeddings"], "embedding": table}}
-    return {**params, "embeddings": embeddings}
-
-
-def compact_vocabulary(body: SentenceEncoder, ids: list[list[int]]):
-    """A body whose token table holds only the tokens in ``ids`` (+ padding), and the remapped ids."""
-    pad = body.module.config.pad_token_id
-    vocab = np.unique(np.concatenate([np.concatenate([np.asarray(x, np.int64) for x in ids]), [pad]]))
-    compact = body.with_config(vocab_size=int(vocab.shape[0]), pad_token_id=int(np.searchsorted(vocab, pad)))
-    compact.params = _with_token_table(body.params, jnp.asarray(_token_table(body.params))[vocab])
-    return compact, [np.searchsorted(vocab, x).tolist() for x in ids], vocab
-
-
-def restore_vocabulary(full_params, trained, vocab: np.ndarray, args: TrainingArguments, total_steps: int):
-    """Full-vocabulary params: trained rows put back, untouched rows decayed as AdamW would have."""
-    lr = optim.warmup_linear_schedule(args.body_embedding_learning_rate, total_steps, args.warmup_proportion)
-    decay = float(np.prod(1.0 - np.asarray(lr(np.arange(total_steps)), np.float64) * args.l2_weight))
-    table = np.asarray(_token_table(full_params), np.float32) * np.float32(decay)
-    table[vocab] = np.asarray(_token_table(trained))
-    return _with_token_table(trained, jnp.asarray(table))
 
 
 class _EmbeddingStep:
@@ -207,8 +178,7 @@ class Trainer:
         return self._run_embedding_steps(ids, batches, args)
 
     def _run_embedding_steps(self, ids: list[list[int]], batches: list, args: TrainingArguments) -> list[float]:
-        full_body = self.model.model_body
-        body, ids, vocab = compact_vocabulary(full_body, ids)
+        body = self.model.model_body
         if args.use_amp:
             body = body.with_config(matmul_dtype="bfloat16")
         bs = args.embedding_batch_size
@@ -216,7 +186,7 @@ class Trainer:
         slots = 2 * bs if pair_loss else bs
         row_len = body.row_len_for(ids)
         distinct = [np.unique(a if b is None else np.concatenate([a, b])) for a, b, _ in batches]
-        rows = max(packing.rows_needed([len(ids[i]) for i in u], row_len) for u in distinct)
+        rows = max(rows_needed([len(ids[i]) for i in u], row_len) for u in distinct)
         runner = _EmbeddingStep(body, args, len(batches))
         params = jax.tree_util.tree_map(jnp.array, body.params)  # a copy: the step donates its input
         opt_state = runner.tx.init(params)
@@ -243,7 +213,7 @@ class Trainer:
             params, opt_state, loss = runner.step(params, opt_state, packed, first, second, tgt,
                                                   valid, jax.random.fold_in(key, step))
             out.append(loss)
-        full_body.params = restore_vocabulary(full_body.params, params, vocab, args, len(batches))
+        self.model.model_body.params = params
         return [float(x) for x in out]
 
     def train_classifier(self, texts: Sequence[str], label_ids: np.ndarray, args: TrainingArguments | None = None) -> None:
@@ -254,7 +224,9 @@ class Trainer:
             model.model_head.fit(model.encode(texts), label_ids)
             model.fitted = True
             return
-        _fit_differentiable_head(model, texts, label_ids, args)
+        num_classes = label_ids.shape[1] if model.multilabel else len(model.labels)
+        model.model_head.fit(model.model_body, texts, label_ids, args, num_classes=num_classes,
+                             normalize=model.normalize_embeddings)
         model.fitted = True
 
     # -- evaluation ------------------------------------------------------------------------------
@@ -282,75 +254,3 @@ class Trainer:
             return {"accuracy": float(np.mean(np.all(np.asarray(pred) == np.asarray(labels), axis=-1)))}
         return {"accuracy": float(np.mean([p == y for p, y in zip(pred, labels)]))}
 
-
-def _fit_differentiable_head(model: SetFitModel, texts: Sequence[str], label_ids: np.ndarray,
-                             args: TrainingArguments) -> None:
-    """AdamW on the head (and the body when ``end_to_end``), StepLR(5, 0.5) per epoch, shuffled batches."""
-    head = model.model_head
-    num_classes = label_ids.shape[1] if model.multilabel else len(model.labels)
-    if head.out_features != max(num_classes, 1 if model.multilabel else 2) or head.params is None:
-        head.out_features = num_classes if model.multilabel else max(num_classes, 2)
-        head.init(args.seed)
-    bs = args.classifier_batch_size
-    steps_per_epoch = math.ceil(len(texts) / bs)
-    l2 = args.l2_weight or 1e-2
-    head_tx = optax.adamw(heads.step_decay(args.head_learning_rate, steps_per_epoch), weight_decay=l2)
-    body = model.model_body
-    normalize = model.normalize_embeddings
-    rng = np.random.default_rng(args.seed)
-    key = jax.random.PRNGKey(args.seed)
-
-    def features(emb):
-        return losses.l2_normalize(emb) if normalize else emb
-
-    if not args.end_to_end:
-        emb = jnp.asarray(model.encode(texts))
-
-        @jax.jit
-        def step(hp, opt_state, x, y, w):
-            loss, grads = jax.value_and_grad(head.loss)(hp, x, y, w)
-            updates, opt_state = head_tx.update(grads, opt_state, hp)
-            return optax.apply_updates(hp, updates), opt_state
-
-        hp, opt_state = head.params, head_tx.init(head.params)
-        for _ in range(args.classifier_num_epochs):
-            order = rng.permutation(len(texts))
-            for start in range(0, len(order), bs):
-                idx = np.resize(order[start: start + bs], bs)
-                w = (np.arange(bs) < len(order[start: start + bs])).astype(np.float32)
-                hp, opt_state = step(hp, opt_state, emb[idx], jnp.asarray(label_ids[idx]), w)
-        head.params = hp
-        return
-
-    ids = body.tokenize(texts, max_length=args.max_length)
-    train_body = body.with_config(matmul_dtype="bfloat16") if args.use_amp else body
-    row_len = body.row_len_for(ids)
-    rows = packing.rows_needed(sorted((len(x) for x in ids), reverse=True)[:bs], row_len)
-    tx = optax.multi_transform(
-        {"body": optax.adamw(heads.step_decay(args.body_classifier_learning_rate, steps_per_epoch), weight_decay=l2),
-         "head": head_tx},
-        {"body": "body", "head": "head"})
-
-    def loss_fn(params, packed, y, w, dropout_key):
-        emb = train_body.embed(params["body"], packed, deterministic=not args.dropout, dropout_rng=dropout_key)
-        return head.loss(params["head"], features(emb), y, w)
-
-    @jax.jit
-    def step(params, opt_state, packed, y, w, dropout_key):
-        loss, grads = jax.value_and_grad(loss_fn)(params, packed, y, w, dropout_key)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
-
-    params = {"body": body.params, "head": head.params}
-    opt_state = tx.init(params)
-    n_step = 0
-    for _ in range(args.classifier_num_epochs):
-        order = rng.permutation(len(texts))
-        for start in range(0, len(order), bs):
-            chunk = order[start: start + bs]
-            packed = body.pack([ids[i] for i in chunk], rows, row_len, bs)
-            y = np.resize(label_ids[chunk], (bs,) + label_ids.shape[1:])
-            w = (np.arange(bs) < len(chunk)).astype(np.float32)
-            params, opt_state = step(params, opt_state, packed, jnp.asarray(y), w, jax.random.fold_in(key, n_step))
-            n_step += 1
-    body.params, head.params = params["body"], params["head"]

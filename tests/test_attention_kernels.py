@@ -1,7 +1,7 @@
 """Attention kernels (blocked, Pallas) against the dense reference `xla_attention`.
 
-On CPU the Pallas kernel runs in interpret mode; on a GPU backend the same tests run the
-compiled Triton kernels (interpret=False), so this file is also the GPU check. Block sizes
+On CPU the Pallas kernel runs in interpret mode (``attention_impl="pallas_interpret"``); on a
+GPU backend the same tests run the compiled Triton kernels, so this file is also the GPU check. Block sizes
 are 16 (Pallas; Triton's minimum) and 8 (blocked) so that tiny sequences span several blocks
 and the blocked path really computes bands (it falls back to dense when the band would cover
 the whole sequence, as for w >= T and global).
@@ -20,12 +20,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from modernbert_jax.attention import attention_mask, xla_attention
+from modernbert_jax.attention import dot_product_attention
 from modernbert_jax.kernels.blocked import blocked_attention
 from modernbert_jax.kernels.pallas_attention import BlockSizes, flash_attention, key_ranges
+from modernbert_jax.kernels.reference import attention_mask, xla_attention
 
 ON_GPU = jax.default_backend() == "gpu"
 INTERPRET = not ON_GPU
+PALLAS_IMPL = "pallas" if ON_GPU else "pallas_interpret"
 SMALL_BLOCKS = BlockSizes(16, 16, 16, 16, 16, 16)
 TOLERANCE = {  # dtype -> (output atol, gradient atol)
     jnp.float32: (2e-5, 1e-4),
@@ -41,12 +43,13 @@ def exact_float32_matmuls():
         yield
 
 
-def pallas_small_blocks(q, k, v, *, segment_ids, window):
-    return flash_attention(q, k, v, segment_ids=segment_ids, window=window, interpret=INTERPRET, block_sizes=SMALL_BLOCKS)
+def pallas_small_blocks(q, k, v, *, segment_ids, half_window):
+    return flash_attention(q, k, v, segment_ids=segment_ids, half_window=half_window, interpret=INTERPRET,
+                           block_sizes=SMALL_BLOCKS)
 
 
-def blocked_small_blocks(q, k, v, *, segment_ids, window):
-    return blocked_attention(q, k, v, segment_ids=segment_ids, window=window, block_size=8)
+def blocked_small_blocks(q, k, v, *, segment_ids, half_window):
+    return blocked_attention(q, k, v, segment_ids=segment_ids, half_window=half_window, block_size=8)
 
 
 IMPLS = {"pallas": pallas_small_blocks, "blocked": blocked_small_blocks}
@@ -71,26 +74,26 @@ def make_inputs(batch, length, heads, head_dim, dtype, seed=0):
     return q, k, v, jnp.asarray(packed_segments(batch, length, seed)), cotangent
 
 
-def value_and_grads(fn, q, k, v, segment_ids, window, cotangent):
+def value_and_grads(fn, q, k, v, segment_ids, half_window, cotangent):
     def loss(q, k, v):
-        out = fn(q, k, v, segment_ids=segment_ids, window=window)
+        out = fn(q, k, v, segment_ids=segment_ids, half_window=half_window)
         return jnp.sum(out.astype(jnp.float32) * cotangent), out
 
     (_, out), grads = jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)(q, k, v)
     return out, grads
 
 
-# (length, window): w=0, a window inside one block, one spanning blocks, w >= T, global;
+# (length, half_window): w=0, a window inside one block, one spanning blocks, w >= T, global;
 # lengths that are not multiples of the block size.
 CASES = [(40, 0), (40, 5), (61, 20), (33, 64), (40, None)]
 
 
 @pytest.mark.parametrize("impl", sorted(IMPLS))
-@pytest.mark.parametrize("length,window", CASES)
-def test_matches_dense_float32(impl, length, window):
+@pytest.mark.parametrize("length,half_window", CASES)
+def test_matches_dense_float32(impl, length, half_window):
     q, k, v, seg, cot = make_inputs(batch=3, length=length, heads=2, head_dim=8, dtype=jnp.float32)
-    out, grads = value_and_grads(IMPLS[impl], q, k, v, seg, window, cot)
-    ref_out, ref_grads = value_and_grads(xla_attention, q, k, v, seg, window, cot)
+    out, grads = value_and_grads(IMPLS[impl], q, k, v, seg, half_window, cot)
+    ref_out, ref_grads = value_and_grads(xla_attention, q, k, v, seg, half_window, cot)
     out_tol, grad_tol = TOLERANCE[jnp.float32]
     np.testing.assert_allclose(out, ref_out, atol=out_tol, rtol=0)
     for name, g, ref in zip("qkv", grads, ref_grads):
@@ -102,12 +105,12 @@ def test_matches_dense_float32(impl, length, window):
 
 
 @pytest.mark.parametrize("impl", sorted(IMPLS))
-@pytest.mark.parametrize("dtype,window", [(jnp.bfloat16, 5), (jnp.bfloat16, None), (jnp.float16, 7)])
-def test_matches_dense_half_precision(impl, dtype, window):
+@pytest.mark.parametrize("dtype,half_window", [(jnp.bfloat16, 5), (jnp.bfloat16, None), (jnp.float16, 7)])
+def test_matches_dense_half_precision(impl, dtype, half_window):
     q, k, v, seg, cot = make_inputs(batch=2, length=40, heads=2, head_dim=16, dtype=dtype, seed=1)
-    out, grads = value_and_grads(IMPLS[impl], q, k, v, seg, window, cot)
+    out, grads = value_and_grads(IMPLS[impl], q, k, v, seg, half_window, cot)
     upcast = [x.astype(jnp.float32) for x in (q, k, v)]
-    ref_out, ref_grads = value_and_grads(xla_attention, *upcast, seg, window, cot)
+    ref_out, ref_grads = value_and_grads(xla_attention, *upcast, seg, half_window, cot)
     assert out.dtype == dtype and all(g.dtype == dtype for g in grads)
     out_tol, grad_tol = TOLERANCE[dtype]
     np.testing.assert_allclose(out.astype(jnp.float32), ref_out, atol=out_tol, rtol=0)
@@ -137,7 +140,7 @@ def test_out_of_window_blocks_are_never_read(impl):
     q, k, v, _, _ = make_inputs(batch=1, length=64, heads=1, head_dim=16, dtype=jnp.float32)
     seg = jnp.ones((1, 64), jnp.int32)
     v = v.at[:, 48:].set(jnp.nan)  # rows 0..15 with w=3 reach keys < 19: blocks 0 and 1 only
-    out = IMPLS[impl](q, k, v, segment_ids=seg, window=3)
+    out = IMPLS[impl](q, k, v, segment_ids=seg, half_window=3)
     assert np.all(np.isfinite(out[:, :16]))
 
 
@@ -146,25 +149,25 @@ def test_out_of_segment_blocks_are_never_read():
     q, k, v, _, _ = make_inputs(batch=1, length=64, heads=1, head_dim=16, dtype=jnp.float32)
     seg = jnp.asarray(np.repeat([1, 2], 32)[None], jnp.int32)
     v = v.at[:, 32:].set(jnp.nan)
-    out = pallas_small_blocks(q, k, v, segment_ids=seg, window=None)
+    out = pallas_small_blocks(q, k, v, segment_ids=seg, half_window=None)
     assert np.all(np.isfinite(out[:, :32]))
 
 
-@pytest.mark.parametrize("window", [0, 3, None])
-def test_key_ranges_cover_exactly_the_visible_keys(window):
+@pytest.mark.parametrize("half_window", [0, 3, None])
+def test_key_ranges_cover_exactly_the_visible_keys(half_window):
     seg = jnp.asarray(packed_segments(3, 37, seed=3))
-    lo, hi = key_ranges(seg, window)
-    mask = np.asarray(attention_mask(seg, window))[:, 0]
+    lo, hi = key_ranges(seg, half_window)
+    mask = np.asarray(attention_mask(seg, half_window))[:, 0]
     j = np.arange(seg.shape[1])
     in_range = (j[None, None, :] >= np.asarray(lo)[:, :, None]) & (j[None, None, :] < np.asarray(hi)[:, :, None])
     np.testing.assert_array_equal(in_range, mask)
 
 
 @pytest.mark.parametrize(
-    "dtype,head_dim,window",
+    "dtype,head_dim,half_window",
     [(jnp.bfloat16, 64, 64), (jnp.bfloat16, 64, None), (jnp.bfloat16, 128, 64), (jnp.float16, 64, 64), (jnp.float32, 64, 64), (jnp.float32, 128, None)],
 )
-def test_pallas_lowers_for_cuda(dtype, head_dim, window):
+def test_pallas_lowers_for_cuda(dtype, head_dim, half_window):
     """Lower forward and backward through Pallas -> Triton for CUDA, without a GPU.
 
     Interpret mode cannot see Triton lowering rules (unsupported ops, block shapes); export
@@ -173,7 +176,7 @@ def test_pallas_lowers_for_cuda(dtype, head_dim, window):
     shapes = [jax.ShapeDtypeStruct((2, 300, 2, head_dim), dtype)] * 3 + [jax.ShapeDtypeStruct((2, 300), jnp.int32)]
 
     def forward(q, k, v, seg):
-        return flash_attention(q, k, v, segment_ids=seg, window=window)
+        return flash_attention(q, k, v, segment_ids=seg, half_window=half_window)
 
     def forward_backward(q, k, v, seg):
         return jax.grad(lambda *qkv: forward(*qkv, seg).astype(jnp.float32).sum(), argnums=(0, 1, 2))(q, k, v)
@@ -189,21 +192,26 @@ def test_pallas_lowers_for_cuda(dtype, head_dim, window):
 
 def test_dispatch_runs_each_impl():
     q, k, v, seg, _ = make_inputs(batch=2, length=40, heads=2, head_dim=8, dtype=jnp.float32)
-    from modernbert_jax.attention import dot_product_attention
-
-    ref = xla_attention(q, k, v, segment_ids=seg, window=5)
-    for impl in ("blocked", "pallas", "auto"):
-        out = dot_product_attention(q, k, v, segment_ids=seg, window=5, impl=impl, interpret=INTERPRET)
+    ref = xla_attention(q, k, v, segment_ids=seg, half_window=5)
+    for impl in ("blocked", PALLAS_IMPL, "auto"):
+        out = dot_product_attention(q, k, v, segment_ids=seg, half_window=5, impl=impl)
         np.testing.assert_allclose(out, ref, atol=TOLERANCE[jnp.float32][0], rtol=0, err_msg=impl)
 
 
 def test_rejects_mixed_dtypes():
     q, k, v, seg, _ = make_inputs(batch=1, length=16, heads=1, head_dim=8, dtype=jnp.float32)
     with pytest.raises(ValueError, match="share a dtype"):
-        flash_attention(q, k.astype(jnp.bfloat16), v, segment_ids=seg, window=None, interpret=True)
+        flash_attention(q, k.astype(jnp.bfloat16), v, segment_ids=seg, half_window=None, interpret=True)
 
 
 def test_rejects_bad_block_size():
     q, k, v, seg, _ = make_inputs(batch=1, length=16, heads=1, head_dim=8, dtype=jnp.float32)
     with pytest.raises(ValueError, match="block_k"):
-        flash_attention(q, k, v, segment_ids=seg, window=None, interpret=True, block_sizes=BlockSizes(block_k=24))
+        flash_attention(q, k, v, segment_ids=seg, half_window=None, interpret=True, block_sizes=BlockSizes(block_k=24))
+
+
+def test_dispatch_rejects_unknown_impl():
+    q, k, v, seg, _ = make_inputs(batch=1, length=16, heads=1, head_dim=8, dtype=jnp.float32)
+    with pytest.raises(ValueError, match="unknown attention impl 'flash'"):
+        dot_product_attention(q, k, v, segment_ids=seg, half_window=2, impl="flash")
+

@@ -5,7 +5,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import modernbert as modernbert_config
 from modernbert_jax import config as config_lib
 from modernbert_jax import model
 
@@ -90,11 +89,11 @@ def test_shape_mismatch_is_named(tiny):
 
 
 def test_unknown_config_field_is_named():
-    cfg = modernbert_config.get_config("variant=base")
+    cfg = config_lib.load_config("configs/modernbert.py:variant=base")
     with pytest.raises(AttributeError, match="no_such_field"):
         cfg.model.no_such_field = 3
     with pytest.raises(ValueError, match="unknown config arg 'size'"):
-        modernbert_config.get_config("size=base")
+        config_lib.load_config("configs/modernbert.py:size=base")
 
 
 def test_invalid_choice_is_named():
@@ -108,16 +107,16 @@ def test_invalid_choice_is_named():
 def test_released_sizes(variant, layers, hidden, heads, inter):
     cfg = config_lib.model_config(variant)
     assert (cfg.num_layers, cfg.hidden_size, cfg.num_heads, cfg.intermediate_size, cfg.vocab_size) == (layers, hidden, heads, inter, 50368)
-    windows = [config_lib.layer_window(cfg, i) for i in range(cfg.num_layers)]
-    assert windows[:4] == [None, 64, 64, None]
+    half_windows = [config_lib.layer_half_window(cfg, i) for i in range(cfg.num_layers)]
+    assert cfg.local_attention == 128 and half_windows[:4] == [None, 64, 64, None]  # HF full window, half-width
 
 
-@pytest.mark.parametrize("impl", ["blocked", "pallas"])
+@pytest.mark.parametrize("impl", ["blocked", "pallas_interpret"])
 def test_every_attention_impl_gives_the_same_encoder(impl):
     """Outputs and parameter gradients of the whole encoder agree with the dense reference.
 
     Tolerance 1e-4 (float32): the kernels reorder the softmax sums (online softmax).
-    Pallas runs in interpret mode on CPU.
+    Pallas runs in interpret mode (``attention_impl="pallas_interpret"``), as CPU tests must.
     """
     cfg = config_lib.model_config("tiny").copy_and_resolve_references()
     cfg.update(hidden_size=64, num_heads=2, intermediate_size=96, num_layers=3, local_attention=16)
@@ -130,7 +129,7 @@ def test_every_attention_impl_gives_the_same_encoder(impl):
     def run(attention_impl):
         c = cfg.copy_and_resolve_references()
         c.attention_impl = attention_impl
-        module = model.Encoder(c, interpret=True)
+        module = model.Encoder(c)
         weights = (seg != 0)[..., None]
 
         def loss(p):

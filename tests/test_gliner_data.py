@@ -1,55 +1,37 @@
-"""The Python-docs NER corpus pieces: RST rendering with exact spans, examples, JSON format."""
+"""The Python-docs NER corpus pieces: word-level examples, JSON format."""
 
 import json
+from collections import Counter
+from pathlib import Path
 
 import pytest
 
-from gliner_jax.data import json_format, pydocs, rst
+from gliner_jax.data import json_format, pydocs
+from modernbert_jax.data import splits
 
-SOURCE = """\
-:mod:`json` --- JSON encoder
-============================
-
-.. module:: json
-   :synopsis: Encode and decode.
-
-Use :func:`~json.loads` or :meth:`JSONDecoder.decode <json.JSONDecoder.decode>` and
-catch :exc:`!ValueError`; see :pep:`8`, ``literal`` and *emphasis*, `a link <https://x>`_.
-Set :envvar:`PYTHONPATH` first [#]_.
-
-Example::
-
-    json.loads(":func:`not prose`")
-
->>> print(:class:`nope`)
-
-.. note::
-
-   The :class:`dict` keeps order.
-"""
+# The sample page the rst parser's own tests render (tests/test_rst.py).
+SOURCE = (Path(__file__).parent / "data" / "json_page.rst.txt").read_text(encoding="utf-8")
 
 
-def test_paragraphs_render_roles_with_exact_spans():
-    paragraphs = rst.document_paragraphs(SOURCE)
-    texts = [p.text for p in paragraphs]
-    assert texts[0] == ("Use loads or JSONDecoder.decode and catch ValueError; see PEP 8, literal and "
-                        "emphasis, a link. Set PYTHONPATH first .")
-    assert "Example:" in texts
-    assert all("not prose" not in t and "nope" not in t for t in texts)  # code is skipped
-    assert texts[-1] == "The dict keeps order."
-    found = [(paragraphs[0].text[s.start: s.end], s.label) for s in paragraphs[0].spans]
-    assert found == [("loads", "function"), ("JSONDecoder.decode", "method"), ("ValueError", "exception"),
-                     ("PEP 8", "PEP"), ("PYTHONPATH", "environment variable")]
-
-
-def test_examples_use_word_spans_and_document_splits():
+def test_examples_use_word_spans_and_document_splits(tmp_path):
     examples = list(pydocs.document_examples("library/json.rst.txt", SOURCE))
     first = examples[0]
     words = first["tokenized_text"]
     assert [(" ".join(words[a: b + 1]), label) for a, b, label in first["ner"]][:2] == [
-        ("loads", "function"), ("JSONDecoder . decode", "method")]
-    assert pydocs.split_of("library/json.rst.txt") in pydocs.SPLITS
+        ("loads ( )", "function"), ("JSONDecoder . decode", "method")]
     assert pydocs.remove_types(first, ["exception"])["ner"] == [e for e in first["ner"] if e[2] != "exception"]
+    # Whole pages are split, by their path, with the definition the pretraining corpus excludes by.
+    pages = [tmp_path / "library" / f"page{i}.rst.txt" for i in range(40)]
+    pages[0].parent.mkdir()
+    for page in pages:
+        page.write_text(SOURCE)
+    got = {ex["doc"]: split for split, ex in pydocs.corpus_examples(tmp_path, pages)}
+    assert got == {f"library/page{i}.rst.txt": splits.PYTHON_DOCS_NER(f"library/page{i}.rst.txt") for i in range(40)}
+    assert set(got.values()) == set(pydocs.SPLITS) == {"train", "validation", "test"}
+    shares = Counter(splits.PYTHON_DOCS_NER(f"page{i}") for i in range(20_000))
+    assert {k: round(v / 20_000, 2) for k, v in shares.items()} == {"train": 0.8, "validation": 0.1, "test": 0.1}
+    with pytest.raises(ValueError, match="sum to 1"):
+        splits.DocumentSplit("bad", {"train": 0.8, "test": 0.1})
 
 
 def test_json_format_round_trip_and_errors(tmp_path):

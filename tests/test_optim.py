@@ -1,4 +1,5 @@
-"""StableAdamW against a NumPy transcription of optimi's update, and the two schedules."""
+"""StableAdamW against a NumPy transcription of optimi's update; the one warmup-then-decay schedule
+against Hugging Face's schedulers; the batch-size warmup."""
 
 import jax
 import jax.numpy as jnp
@@ -96,6 +97,45 @@ def test_warmup_stable_decay_shape():
     assert float(s(100)) == pytest.approx(0.1)
     with pytest.raises(ValueError, match="warmup_steps"):
         optim.warmup_stable_decay(1.0, total_steps=10, warmup_steps=8, decay_steps=8)
+
+
+@pytest.mark.parametrize("total,ratio", [(50, 0.1), (37, 0.25), (10, 0.0), (8, 1.0)])
+@pytest.mark.parametrize("shape", ["linear", "cosine"])
+def test_hf_shapes_match_transformers_step_by_step(shape, total, ratio):
+    # The function GLiNER and SetFit train with, against the real transformers schedulers driving
+    # a torch optimiser (LambdaLR evaluates its lambda in float64; ours runs in float32).
+    import torch
+    import transformers
+
+    peak = 3e-4
+    warmup = optim.warmup_steps_for(total, ratio)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak)
+    make = {"linear": transformers.get_linear_schedule_with_warmup,
+            "cosine": transformers.get_cosine_schedule_with_warmup}[shape]
+    ref = make(opt, num_warmup_steps=warmup, num_training_steps=total)
+    want = []
+    for _ in range(total):  # every step a run of `total` steps takes
+        want.append(opt.param_groups[0]["lr"])
+        opt.step()
+        ref.step()
+    ours = optim.warmup_stable_decay(peak, total, warmup, total - warmup, shape=shape, warmup_from_zero=True)
+    got = [float(ours(t)) for t in range(total)]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=peak * 1e-7)
+
+
+def test_warmup_steps_round_up_as_transformers_trainer():
+    import transformers
+
+    for total, ratio in [(50, 0.1), (37, 0.25), (7, 0.01), (10, 0.0)]:
+        hf_args = transformers.TrainingArguments(output_dir="/nonexistent", warmup_steps=ratio, report_to=[])
+        assert optim.warmup_steps_for(total, ratio) == hf_args.get_warmup_steps(total)
+    with pytest.raises(ValueError, match="warmup ratio"):
+        optim.warmup_steps_for(10, 1.5)
+
+
+def test_unknown_decay_shape_is_refused():
+    with pytest.raises(ValueError, match="shape='exp'"):
+        optim.warmup_stable_decay(1.0, 10, 2, 8, shape="exp")
 
 
 def test_batch_size_warmup_is_linear_in_tokens_and_whole_micro_batches():

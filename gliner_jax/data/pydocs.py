@@ -4,7 +4,9 @@ Each example is one prose paragraph of ``_sources/**/*.rst.txt`` from Debian's
 ``python3.11-doc``, in the reference GLiNER format — ``tokenized_text`` (words from the
 GLiNER splitter) and ``ner`` (``[first_word, last_word, type]``, inclusive) — plus the
 plain ``text`` and the ``doc`` it came from. Documents, not paragraphs, are split into
-train / validation / test (by a hash of the path), so no page leaks across splits.
+train / validation / test 80/10/10 by ``modernbert_jax.data.splits.PYTHON_DOCS_NER`` (keyed by
+the page's path), so no page leaks across splits, and the pretraining corpus, which shares the
+definition, leaves out every validation and test page.
 
 Zero-shot protocol: ``UNSEEN_TYPES`` are removed from the training split's annotations
 (never prompted, never negatives) and evaluated separately from the seen types.
@@ -12,22 +14,16 @@ Zero-shot protocol: ``UNSEEN_TYPES`` are removed from the training split's annot
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from gliner_jax.data import rst
+from modernbert_jax.data import rst
 from gliner_jax.words import split_words
+from modernbert_jax.data import splits
 
-SPLITS = ("train", "validation", "test")
+SPLITS = tuple(splits.PYTHON_DOCS_NER.fractions)
 UNSEEN_TYPES = ("exception", "environment variable", "PEP", "keyword")
 MIN_WORDS = 4
-
-
-def split_of(doc: str) -> str:
-    """Deterministic document-level split: 80% train, 10% validation, 10% test."""
-    bucket = int(hashlib.md5(doc.encode("utf-8")).hexdigest(), 16) % 10
-    return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
 
 
 def paragraph_example(doc: str, index: int, paragraph: rst.Paragraph) -> dict | None:
@@ -61,9 +57,9 @@ def document_examples(doc: str, source: str) -> Iterator[dict]:
 def corpus_examples(root: Path, files: Iterable[Path]) -> Iterator[tuple[str, dict]]:
     """``(split, example)`` for every annotated paragraph of the given ``.rst.txt`` files."""
     for path in files:
-        doc = str(path.relative_to(root))
+        doc = path.relative_to(root).as_posix()
         for example in document_examples(doc, path.read_text(encoding="utf-8", errors="replace")):
-            yield split_of(doc), example
+            yield splits.PYTHON_DOCS_NER(doc), example
 
 
 def remove_types(example: dict, types: Iterable[str]) -> dict:

@@ -7,7 +7,9 @@
 Each example: ``id``, ``doc``, ``text``, ``tokenized_text`` (words) and the entities as three
 parallel sequences ``ner_start`` / ``ner_end`` (inclusive word indices) / ``ner_label``;
 ``to_reference`` turns one into the reference JSON format. The source package is fetched
-with apt into a private cache by ``modernbert_jax.data.debian`` on first use.
+with apt, at the version pinned by ``debian.PYTHON_DOC``, into a private cache by
+``modernbert_jax.data.debian`` on first use; ``builder.info.metadata["sources"]`` records its
+version and the .deb's sha256.
 """
 
 from __future__ import annotations
@@ -28,8 +30,12 @@ class PythonDocsNer(tfds.core.GeneratorBasedBuilder):
     """Prose paragraphs of docs.python.org (3.11) with Sphinx roles as typed entity spans."""
 
     name = NAME
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "python3.11-doc from Debian; 24 role types; document-level splits."}
+    VERSION = tfds.core.Version("2.0.0")
+    RELEASE_NOTES = {
+        "1.0.0": "python3.11-doc from Debian; 24 role types; document-level splits.",
+        "2.0.0": "Pages split by modernbert_jax.data.splits (the pretraining corpus excludes validation and "
+        "test pages); pinned python3.11-doc recorded in the metadata.",
+    }
 
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
@@ -45,10 +51,12 @@ class PythonDocsNer(tfds.core.GeneratorBasedBuilder):
                 "ner_label": tfds.features.Sequence(tfds.features.Text()),
             }),
             homepage="https://packages.debian.org/bookworm/python3.11-doc",
+            metadata=tfds.core.MetadataDict(),  # "sources", filled while building
         )
 
     def _split_generators(self, dl_manager):
         del dl_manager  # the source comes from apt, not a URL
+        self.info.metadata["sources"] = [debian.deb_record(debian.PYTHON_DOC)]
         root = debian.python_doc_root() / "_sources"
         files = debian.python_doc_sources()
         return {split: self._generate_examples(root, files, split) for split in pydocs.SPLITS}

@@ -1,7 +1,11 @@
 """Pretraining data: Debian-sourced corpus, TFDS builder, sentencepiece tokenizer, packing, MLM masking.
 
-    debian                  apt-get download / dpkg-deb: python3.11-doc, Debian package records
-    corpus                  default documents (Python docs as text, package descriptions, .py files)
+    debian                  apt-get download / dpkg-deb of pinned packages, Debian package records
+    splits                  the one document-split rule, and the downstream corpora's splits
+    rst                     the Python docs' Sphinx sources parsed once: plain text, and prose with
+                            typed spans (the NER corpus)
+    corpus                  default documents (Python docs as text, package descriptions, .py files
+                            of pinned packages), less everything a downstream corpus holds out
     tfds_builder            the "modernbert_corpus" TFDS builder (array_record, no TensorFlow)
     sources                 random-access document sources (in memory, TFDS, user files)
     sentencepiece_tokenizer BPE with BERT special tokens that round-trips code exactly

@@ -8,8 +8,10 @@
 ``dataset`` may be ``modernbert_corpus/<config>`` (the embedded corpus: ``demo``, ``full``, or
 ``n<N>`` for a custom cap of N candidate documents), any other TFDS name (prepared as
 array_record and read through data sources), or ``files=[...]`` of the user's ``.txt``/``.jsonl``
-files (split train/validation by content hash). Everything is cached: the TFDS build under
-``data_dir`` and the tokenizer next to it, so later calls take seconds.
+files (split train/validation by ``splits.pretraining``, keyed by each document's content hash:
+a user's document has no other stable name, since files move and a JSONL line's number changes
+when lines are added, and equal copies of a text then never straddle the splits). Everything is
+cached: the TFDS build under ``data_dir`` and the tokenizer next to it, so later calls take seconds.
 
 Command line (prints the timings)::
 
@@ -26,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from modernbert_jax.data import corpus
+from modernbert_jax.data import corpus, splits
 from modernbert_jax.data.sentencepiece_tokenizer import SentencePieceTokenizer, train_sentencepiece
 from modernbert_jax.data.sources import DocumentSource, SubsetSource, TextFileSource, TfdsSource
 from modernbert_jax.data.tfds_builder import default_data_dir
@@ -87,9 +89,10 @@ def prepare_pretraining_data(
     data_dir = Path(data_dir or default_data_dir())
     if files:
         everything = TextFileSource(files, text_key=text_key)
-        splits = [corpus.split_of(everything[i], validation_fraction) for i in range(len(everything))]
-        train = SubsetSource(everything, [i for i, s in enumerate(splits) if s == "train"])
-        validation = SubsetSource(everything, [i for i, s in enumerate(splits) if s == "validation"])
+        split_of = splits.pretraining(validation_fraction)
+        assigned = [split_of(corpus.content_hash(everything[i])) for i in range(len(everything))]
+        train = SubsetSource(everything, [i for i, s in enumerate(assigned) if s == "train"])
+        validation = SubsetSource(everything, [i for i, s in enumerate(assigned) if s == "validation"])
         label = "files-" + corpus.content_hash("\n".join(str(Path(f).resolve()) for f in files))[:12]
     else:
         train = TfdsSource(dataset, train_split, text_key=text_key, data_dir=str(data_dir))

@@ -1,35 +1,49 @@
-"""The embedded default pretraining corpus: real prose and real code that any Debian machine has.
+"""The embedded default pretraining corpus: real prose and real code, from pinned Debian packages.
 
 Prose:
-    * the Python documentation (Debian's ``python3.11-doc``), its Sphinx sources turned into
-      plain text by ``rst_to_text`` (markup removed, code examples kept verbatim);
+    * the Python documentation (``debian.PYTHON_DOC``), its Sphinx sources turned into plain
+      text by ``rst.to_text`` (markup removed, code examples kept verbatim);
     * Debian package long descriptions (one document per distinct description).
 Code:
-    * every ``.py`` file of the Python standard library and of the installed packages
-      (``sysconfig`` stdlib and purelib of the running interpreter).
+    * every ``.py`` file of ``CODE_PACKAGES``: the standard library (Debian ships it as
+      ``libpython3.11-minimal`` and ``-stdlib``) and a few pure-Python packages, each at a pinned
+      version, so the corpus is the same on every machine whose mirror serves those versions.
+
+Nothing held out by a downstream corpus built from the same sources is a candidate, not even for
+pretraining validation (``modernbert_jax.data.splits``): the Python-docs pages outside GLiNER's
+train split, and the packages outside SetFit's. Held-out text that recurs elsewhere is left out
+too: a held-out package's description carried by another package, and a train page's paragraphs
+that repeat a held-out page's words (``HeldOutText``).
 
 Documents are ``Document(id, source, text)`` with ``source`` "prose" or "code".
 ``default_candidates`` lists them unread, optionally a deterministic subset (``max_documents``,
 split evenly over the three origins, chosen by hash of the id so the subset is spread over the
-whole collection); ``read_documents`` loads them, deduplicated by content hash; and ``split_of``
-assigns each document to train or validation by its content hash, so a document's split never
-depends on what else is in the corpus.
+whole collection); ``read_documents`` loads them, deduplicated by content hash;
+``source_records`` is what the corpus records of its sources (package, version, .deb sha256).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
-import re
-import sysconfig
-import textwrap
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
-from modernbert_jax.data import debian
+from modernbert_jax.data import debian, rst, splits
 
 PROSE, CODE = "prose", "code"
+
+# Source code at pinned versions (look new ones up with `apt-cache policy`; pin by editing here).
+CODE_PACKAGES = (
+    debian.DebPin("libpython3.11-minimal", "3.11.2-6+deb12u8"),
+    debian.DebPin("libpython3.11-stdlib", "3.11.2-6+deb12u8"),
+    debian.DebPin("python3-docutils", "0.19+dfsg-6"),
+    debian.DebPin("python3-pygments", "2.14.0+dfsg-1"),
+    debian.DebPin("python3-jinja2", "3.1.2-1+deb12u3"),
+    debian.DebPin("python3-requests", "2.28.1+dfsg-1"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,185 +57,80 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def split_of(text: str, validation_fraction: float) -> str:
-    """"train" or "validation", decided by the document's content hash alone."""
-    bucket = int(content_hash(text)[:8], 16) / 0x100000000
-    return "validation" if bucket < validation_fraction else "train"
-
-
-# --- reStructuredText -> plain text ------------------------------------------------------------
-
-# Directives whose body is code or data to keep verbatim.
-_LITERAL_DIRECTIVES = {"code-block", "sourcecode", "code", "doctest", "testcode", "testoutput", "productionlist", "parsed-literal"}
-# Directives that carry no prose (navigation, layout, metadata).
-_DROPPED_DIRECTIVES = {
-    "toctree", "index", "highlight", "include", "literalinclude", "image", "figure", "raw", "tabularcolumns",
-    "sectionauthor", "moduleauthor", "testsetup", "testcleanup", "only", "audit-event-table", "csv-table",
-    "availability", "audit-event", "impl-detail", "c:macro", "c:type", "opcode", "cmdoption", "option",
-}
-_DIRECTIVE = re.compile(r"^(\s*)\.\.\s+([\w:-]+)::\s?(.*)$")
-_OPTION = re.compile(r"^\s*:[\w -]+:(\s.*)?$")
-_ADORNMENT = re.compile(r"^([=\-~^\"'`#*+<>:._])\1{2,}\s*$")
-_TABLE_RULE = re.compile(r"^\s*[+|]?[-=+| ]*[-=]{3,}[-=+| ]*$")
-_ROLE = re.compile(r"(?::[\w.+-]+)?:([\w.+-]+):`([^`]+)`")
-_LITERAL = re.compile(r"``(.+?)``")
-_LINK = re.compile(r"`([^`<]+?)\s*<[^`>]*>`__?")
-_REF = re.compile(r"`([^`]+)`__?")
-_STRONG = re.compile(r"\*\*(\S(?:.*?\S)?)\*\*")
-_EMPH = re.compile(r"(?<![\w*\\])\*(\S(?:[^*]*?\S)?)\*(?![\w*])")
-_FOOTNOTE_REF = re.compile(r"\s*\[[#*\w-]*\]_")
-_SUBSTITUTION_REF = re.compile(r"\|([^|\s][^|]*)\|_{0,2}")
-_MULTILINE_INLINE = re.compile(r"(?::[\w.+-]+)?:[\w.+-]+:`[^`\n]*\n[^`]{0,200}?`|(?<![`\w])``(?=\S)[^`\n]*\n[^`]{0,200}?``")
-_GRID_ROW = re.compile(r"^\|.*\|$")
-# Sphinx renders these with a fixed prefix; keep the words a reader of the page sees.
-_ROLE_PREFIX = {"pep": "PEP ", "rfc": "RFC "}
-_VERSION_DIRECTIVES = {"versionadded": "New in version", "versionchanged": "Changed in version", "deprecated": "Deprecated since version"}
-
-
-def _role_text(match: re.Match) -> str:
-    role, content = match.group(1), match.group(2).strip()
-    titled = re.fullmatch(r"(.+?)\s*<[^<>]+>", content, re.S)
-    if titled:
-        return titled.group(1)
-    if content.startswith("~"):
-        return content[1:].rsplit(".", 1)[-1]
-    return _ROLE_PREFIX.get(role, "") + content.lstrip("!")
-
-
-def _inline(text: str) -> str:
-    text = _ROLE.sub(_role_text, text)
-    text = _FOOTNOTE_REF.sub("", text)
-    text = _SUBSTITUTION_REF.sub(r"\1", text)
-    text = _LITERAL.sub(r"\1", text)
-    text = _LINK.sub(r"\1", text)
-    text = _REF.sub(r"\1", text)
-    text = _STRONG.sub(r"\1", text)
-    return _EMPH.sub(r"\1", text)
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
-
-
-def _block_end(lines: Sequence[str], start: int, base_indent: int) -> int:
-    """End of the block after ``start``: blank lines or lines indented deeper than ``base_indent``."""
-    j = start
-    while j < len(lines) and (not lines[j].strip() or _indent(lines[j]) > base_indent):
-        j += 1
-    while j > start and not lines[j - 1].strip():  # trailing blank lines belong to the parent
-        j -= 1
-    return j
-
-
-def _dedent(lines: Sequence[str]) -> list[str]:
-    return textwrap.dedent("\n".join(lines)).strip("\n").split("\n") if lines else []
-
-
-def _convert(lines: Sequence[str]) -> list[str]:
-    out: list[str] = []
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        stripped = line.strip()
-        if not stripped:
-            out.append("")
-            i += 1
-            continue
-        indent = _indent(line)
-        directive = _DIRECTIVE.match(line)
-        if directive:
-            name, args = directive.group(2), directive.group(3).strip()
-            end = _block_end(lines, i + 1, indent)
-            body = list(lines[i + 1 : end])
-            while body and _OPTION.match(body[0]):
-                body.pop(0)
-            if name in _LITERAL_DIRECTIVES:
-                out.extend(["", *_dedent(body), ""])
-            elif name in _VERSION_DIRECTIVES:
-                out.append(f"{_VERSION_DIRECTIVES[name]} {_inline(args)}" + (":" if body else "."))
-                out.extend(_convert(_dedent(body)))
-            elif name not in _DROPPED_DIRECTIVES and not name.startswith("c:"):
-                if args:
-                    out.append(_inline(args))
-                out.extend(_convert(_dedent(body)))
-            i = end
-            continue
-        if stripped.startswith(".."):  # comment, hyperlink target, substitution definition
-            i = _block_end(lines, i + 1, indent)
-            continue
-        if _ADORNMENT.match(stripped) or _TABLE_RULE.match(stripped) or _GRID_ROW.match(stripped):
-            i += 1
-            continue
-        if stripped.endswith("::"):
-            head = stripped[:-2].rstrip()
-            if head and not stripped.endswith(" ::"):
-                head += ":"
-            if head:
-                out.append(_inline(head))
-            end = _block_end(lines, i + 1, indent)
-            out.extend(["", *_dedent(lines[i + 1 : end]), ""])
-            i = end
-            continue
-        out.append(_inline(stripped))
-        i += 1
-    return out
-
-
-def rst_to_text(rst: str) -> str:
-    """Plain text of a Sphinx source: roles/emphasis/links reduced to their text, headings'
-    underlines and directive options dropped, literal (code) blocks kept verbatim."""
-    # Roles and inline literals may wrap onto the next line; join them so the line-based pass sees them whole.
-    rst = _MULTILINE_INLINE.sub(lambda m: " ".join(m.group(0).split()), rst)
-    text = "\n".join(_convert(rst.splitlines()))
-    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
-
-
 # --- document origins --------------------------------------------------------------------------
+
+SHARED_WORDS = 8  # this many words in a row shared with a held-out page is a leak, not a common phrase
+
+
+class HeldOutText:
+    """The word runs of held-out documents, to cut the blocks that repeat them from other documents.
+
+    The Python docs quote themselves (``howto/enum`` and ``library/enum`` share paragraphs; a
+    "Changed in version" note recurs on several pages), each time with a different lead-in, so a
+    block (blank-line separated: a paragraph or a code example) goes if it shares any run of
+    ``SHARED_WORDS`` words with a held-out page. That costs 2.6% of the train pages' words.
+    """
+
+    def __init__(self, texts: Iterable[str]):
+        self._runs: set[tuple[str, ...]] = set()
+        for text in texts:
+            self._runs.update(_word_runs(text.split()))
+
+    def remove_from(self, text: str) -> str:
+        """``text`` without its blocks that share a run of words with a held-out document."""
+        return "\n\n".join(block for block in text.split("\n\n") if self._runs.isdisjoint(_word_runs(block.split())))
+
+
+def _word_runs(words: Sequence[str]) -> Iterator[tuple[str, ...]]:
+    return zip(*(words[i:] for i in range(SHARED_WORDS)))
+
+
+@functools.cache
+def _held_out_text(sources: Path) -> HeldOutText:
+    """The text of GLiNER's held-out pages under ``sources`` (~100 pages, rendered once per process)."""
+    return HeldOutText(
+        rst.to_text(path.read_text(encoding="utf-8"))
+        for path in sorted(sources.rglob("*.rst.txt"))
+        if splits.PYTHON_DOCS_NER.held_out(path.relative_to(sources).as_posix())
+    )
 
 
 def python_doc_documents(cache: str | os.PathLike | None = None) -> list[tuple[str, Callable[[], str]]]:
-    """(id, loader) for every page of the Python documentation, as plain text."""
-    root = debian.python_doc_root(cache=cache) / "_sources"
+    """(id, loader) for every page of GLiNER's train split, as plain text without held-out text."""
+    root = debian.python_doc_root(cache) / "_sources"
+    pages = {path.relative_to(root).as_posix(): path for path in debian.python_doc_sources(cache)}
     return [
-        (f"pydoc:{path.relative_to(root).as_posix()}", lambda path=path: rst_to_text(path.read_text(encoding="utf-8")))
-        for path in debian.python_doc_sources(cache=cache)
+        (f"pydoc:{key}", lambda path=path: _held_out_text(root).remove_from(rst.to_text(path.read_text(encoding="utf-8"))))
+        for key, path in pages.items() if not splits.PYTHON_DOCS_NER.held_out(key)
     ]
 
 
 def debian_description_documents(cache: str | os.PathLike | None = None) -> list[tuple[str, Callable[[], str]]]:
-    """(id, loader) for every Debian package with a long description."""
+    """(id, loader) for every package with a long description that SetFit does not hold out,
+    unless another package that SetFit holds out carries the same description."""
+    packages = [p for p in debian.debian_packages(cache) if p.description]
+    held_out = {p.description for p in packages if splits.debian_package_held_out(p.name, p.section)}
     return [
         (f"debian:{p.name}", lambda text=p.description: text + "\n")
-        for p in debian.debian_packages(cache) if p.description
+        for p in packages if p.description not in held_out
     ]
 
 
-def python_code_roots() -> dict[str, Path]:
-    """Where the running interpreter keeps the standard library and installed packages."""
-    paths = sysconfig.get_paths()
-    return {"stdlib": Path(paths["stdlib"]), "site-packages": Path(paths["purelib"])}
-
-
 def python_code_documents(
-    roots: dict[str, Path] | None = None, max_file_bytes: int = 1 << 20
+    cache: str | os.PathLike | None = None, max_file_bytes: int = 1 << 20
 ) -> list[tuple[str, Callable[[], str]]]:
-    """(id, loader) for every UTF-8 ``.py`` file under the roots (generated giants above
-    ``max_file_bytes`` skipped). Nested roots are walked once: stdlib excludes site-packages."""
-    roots = python_code_roots() if roots is None else roots
-    resolved = {name: Path(r).resolve() for name, r in roots.items()}
-    others = set(resolved.values())
+    """(id, loader) for every UTF-8 ``.py`` file of ``CODE_PACKAGES`` (generated giants above
+    ``max_file_bytes`` skipped), in path order; ids name the package and the path under ``usr/lib``."""
     items = []
-    for name, root in sorted(resolved.items()):
-        for dirpath, dirnames, filenames in os.walk(root):
+    for pin in CODE_PACKAGES:
+        lib = debian.extract_pinned(pin, cache) / "usr" / "lib"
+        for dirpath, dirnames, filenames in os.walk(lib):
+            dirnames.sort()  # os.walk's order is the file system's; the corpus's must not be
             here = Path(dirpath)
-            dirnames[:] = sorted(
-                d for d in dirnames
-                if (here / d).resolve() not in others and d not in ("site-packages", "dist-packages", "__pycache__")
-            )
             for fname in sorted(filenames):
                 path = here / fname
                 if fname.endswith(".py") and path.is_file() and 0 < path.stat().st_size <= max_file_bytes:
-                    items.append((f"code:{name}/{path.relative_to(root).as_posix()}", lambda path=path: _read_utf8(path)))
+                    items.append((f"code:{pin.package}/{path.relative_to(lib).as_posix()}", lambda path=path: _read_utf8(path)))
     return items
 
 
@@ -230,6 +139,16 @@ def _read_utf8(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         return ""  # not UTF-8: not part of the corpus
+
+
+def source_records(cache: str | os.PathLike | None = None) -> list[dict]:
+    """What the corpus records of its sources: each package's version and .deb sha256, and the
+    hashes of the package lists that the descriptions came from."""
+    return [
+        debian.deb_record(debian.PYTHON_DOC, cache),
+        debian.package_lists_record(cache),
+        *(debian.deb_record(pin, cache) for pin in CODE_PACKAGES),
+    ]
 
 
 def _subset(items: list[tuple[str, Callable[[], str]]], limit: int | None) -> list[tuple[str, Callable[[], str]]]:
@@ -242,12 +161,7 @@ def _subset(items: list[tuple[str, Callable[[], str]]], limit: int | None) -> li
 Candidate = tuple[str, str, Callable[[], str]]  # (source, id, loader)
 
 
-def default_candidates(
-    max_documents: int | None = None,
-    *,
-    cache: str | os.PathLike | None = None,
-    code_roots: dict[str, Path] | None = None,
-) -> list[Candidate]:
+def default_candidates(max_documents: int | None = None, *, cache: str | os.PathLike | None = None) -> list[Candidate]:
     """The documents of the default corpus, not yet read: ``(source, id, loader)``.
 
     ``max_documents`` caps the candidates, split evenly over Python docs, Debian descriptions
@@ -257,7 +171,7 @@ def default_candidates(
     origins = [
         (PROSE, python_doc_documents(cache)),
         (PROSE, debian_description_documents(cache)),
-        (CODE, python_code_documents(code_roots)),
+        (CODE, python_code_documents(cache)),
     ]
     return [(source, doc_id, load) for source, items in origins for doc_id, load in _subset(items, per_origin)]
 

@@ -9,7 +9,9 @@ sequence ever crosses a row.
 Rows are filled by best-fit decreasing over a buffer of chunks (as ModernBERT's
 ``GreedyBestFitSequencePacker`` does): the longest chunk goes into the row whose free space fits
 it most tightly. The pipeline takes the fullest rows and keeps the rest of the buffer for the
-next batch, which is why the packing efficiency (non-padding fraction) is high.
+next batch, which is why the packing efficiency (non-padding fraction) is high. SetFit packs its
+sentences with the same packer: ``locate_items`` records where each sentence sits (for pooling one
+vector per sentence) and ``max_rows`` splits a large set into fixed-shape blocks for inference.
 """
 
 from __future__ import annotations
@@ -31,15 +33,20 @@ def chunk_document(token_ids: Sequence[int], seq_len: int, cls_id: int, sep_id: 
     return [[cls_id, *token_ids[i : i + body], sep_id] for i in range(0, len(token_ids), body)]
 
 
-def best_fit_decreasing(lengths: Sequence[int], seq_len: int) -> list[list[int]]:
+def best_fit_decreasing(lengths: Sequence[int], seq_len: int, max_rows: int | None = None) -> list[list[int]]:
     """Assign items (by index) to rows of capacity ``seq_len``, longest first, tightest row first.
 
     Returns rows as lists of item indices in placement order. Ties are broken by item index so
-    the result is a pure function of ``lengths``.
+    the result is a pure function of ``lengths``. With ``max_rows``, an item that fits none of
+    the ``max_rows`` rows is left out (the caller packs it into a later block); the items placed
+    sit exactly where ``best_fit_decreasing`` of those items alone would put them, since a
+    left-out item never changes a row's free space.
     """
     for i, n in enumerate(lengths):
         if not 0 < n <= seq_len:
             raise ValueError(f"item {i} has length {n}, must be in [1, seq_len={seq_len}]")
+    if max_rows is not None and max_rows < 1:
+        raise ValueError(f"max_rows must be >= 1, got {max_rows}")
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     rows: list[list[int]] = []
     # Sorted (free space, row id) pairs: bisect finds the tightest row that still fits.
@@ -47,19 +54,25 @@ def best_fit_decreasing(lengths: Sequence[int], seq_len: int) -> list[list[int]]
     for i in order:
         n = lengths[i]
         k = bisect.bisect_left(free, (n, -1))
-        if k == len(free):
-            rows.append([i])
-            bisect.insort(free, (seq_len - n, len(rows) - 1))
-        else:
+        if k < len(free):
             space, row = free.pop(k)
             rows[row].append(i)
             bisect.insort(free, (space - n, row))
+        elif max_rows is None or len(rows) < max_rows:
+            rows.append([i])
+            bisect.insort(free, (seq_len - n, len(rows) - 1))
     return rows
 
 
-def rows_to_arrays(rows: Sequence[Sequence[Sequence[int]]], seq_len: int, pad_id: int) -> dict[str, np.ndarray]:
-    """Lay out rows (each a list of chunks) as ``input_ids``/``segment_ids``/``positions`` int32 ``[B, T]``."""
-    batch = len(rows)
+def rows_to_arrays(rows: Sequence[Sequence[Sequence[int]]], seq_len: int, pad_id: int,
+                   num_rows: int | None = None) -> dict[str, np.ndarray]:
+    """Lay out rows (each a list of chunks) as ``input_ids``/``segment_ids``/``positions`` int32 ``[B, T]``.
+
+    ``num_rows`` pads the batch with empty rows to a fixed ``B`` (one ``jit`` shape for a run).
+    """
+    batch = len(rows) if num_rows is None else num_rows
+    if len(rows) > batch:
+        raise ValueError(f"{len(rows)} packed rows do not fit a batch of num_rows={num_rows}")
     input_ids = np.full((batch, seq_len), pad_id, np.int32)
     segment_ids = np.zeros((batch, seq_len), np.int32)
     positions = np.zeros((batch, seq_len), np.int32)
@@ -74,6 +87,27 @@ def rows_to_arrays(rows: Sequence[Sequence[Sequence[int]]], seq_len: int, pad_id
             positions[b, start:end] = np.arange(len(chunk))
             start = end
     return {"input_ids": input_ids, "segment_ids": segment_ids, "positions": positions}
+
+
+def locate_items(index_rows: Sequence[Sequence[int]], segment_ids: np.ndarray,
+                 num_slots: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where each packed item sits, for pooling one vector per item (SetFit's sentence embeddings).
+
+    ``index_rows`` are the item indices of each row in layout order (``best_fit_decreasing``'s
+    rows, laid out by ``rows_to_arrays``), items numbered below ``num_slots``. Returns
+    ``token_item [B, T]`` (the item of each token, ``num_slots`` for padding: a segment-sum id)
+    and ``item_start [num_slots]`` (flat index of each item's first token, 0 for unused slots).
+    """
+    token_item = np.full(segment_ids.shape, num_slots, np.int32)
+    item_start = np.zeros((num_slots,), np.int32)
+    for b, row in enumerate(index_rows):
+        if any(not 0 <= i < num_slots for i in row):
+            raise ValueError(f"row {b} holds item indices {list(row)} outside [0, num_slots={num_slots})")
+        owner = np.asarray([num_slots, *row], np.int32)  # segment id 0 is padding
+        token_item[b] = owner[segment_ids[b]]
+        starts = np.flatnonzero(np.diff(segment_ids[b], prepend=0) > 0)
+        item_start[owner[segment_ids[b, starts]]] = b * segment_ids.shape[1] + starts
+    return token_item, item_start
 
 
 def packing_efficiency(segment_ids: np.ndarray) -> float:

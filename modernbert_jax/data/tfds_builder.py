@@ -8,10 +8,12 @@ Each example: ``{"text": str, "source": "prose" | "code", "id": str}``. Configs 
 size: ``full`` (everything), ``demo`` (3,000 candidate documents), and any
 ``CorpusConfig(name=..., max_documents=N)`` passed as ``config=`` (``prepare_tfds`` maps the
 name ``modernbert_corpus/n<N>`` to one). Train/validation are split by
-content hash, after exact deduplication (see ``modernbert_jax.data.corpus``).
+document id (``modernbert_jax.data.splits``), after exact deduplication; documents that the
+downstream corpora hold out are never candidates (see ``modernbert_jax.data.corpus``).
 
-The code half depends on the interpreter that builds it (its standard library and installed
-packages), so two machines may build slightly different corpora; the ids name each file.
+Every source is a Debian package at a pinned version; ``builder.info.metadata["sources"]``
+records each one's package, version and .deb sha256, and the hashes of the package lists the
+descriptions came from, so two builds are the same corpus exactly when these records match.
 
 TFDS 4.9.10 builds and reads array_record without TensorFlow: ``GeneratorBasedBuilder`` writes
 through ``array_record`` directly and ``tfds.data_source`` gives random access.
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from modernbert_jax.data import corpus, debian
+from modernbert_jax.data import corpus, debian, splits
 
 NAME = "modernbert_corpus"
 
@@ -35,7 +37,7 @@ NAME = "modernbert_corpus"
 @dataclasses.dataclass(eq=False)
 class CorpusConfig(tfds.core.BuilderConfig):
     """``max_documents``: cap on candidate documents (None = all); ``validation_fraction``: share of
-    documents (by content hash) held out."""
+    documents (by id) held out."""
 
     max_documents: int | None = None
     validation_fraction: float = 0.01
@@ -45,8 +47,12 @@ class ModernbertCorpus(tfds.core.GeneratorBasedBuilder):
     """Python docs + Debian package descriptions (prose), Python stdlib and packages (code)."""
 
     name = NAME
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Python 3.11 docs, Debian descriptions, stdlib and installed .py files."}
+    VERSION = tfds.core.Version("2.0.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Python 3.11 docs, Debian descriptions, stdlib and installed .py files.",
+        "2.0.0": "Code from pinned Debian packages instead of the venv; split by document id; GLiNER's and "
+        "SetFit's held-out documents excluded; sources (versions, .deb sha256) in the metadata.",
+    }
     BUILDER_CONFIGS = [
         CorpusConfig(name="full", description="Every document.", max_documents=None, validation_fraction=0.01),
         CorpusConfig(name="demo", description="3,000 candidates, for make demo.", max_documents=3000, validation_fraction=0.03),
@@ -57,22 +63,25 @@ class ModernbertCorpus(tfds.core.GeneratorBasedBuilder):
         return tfds.core.DatasetInfo(
             builder=self,
             description="Real prose (Python 3.11 documentation, Debian package descriptions) and real "
-            "code (Python standard library and installed packages' .py files), deduplicated.",
+            "code (.py files of the standard library and pure-Python packages from pinned Debian "
+            "packages), deduplicated.",
             features=tfds.features.FeaturesDict(
                 {"text": tfds.features.Text(), "source": tfds.features.Text(), "id": tfds.features.Text()}
             ),
             homepage="https://packages.debian.org/bookworm/python3.11-doc",
+            metadata=tfds.core.MetadataDict(),  # "sources", filled while building
         )
 
     def _split_generators(self, dl_manager):
-        del dl_manager  # everything comes from apt and the local interpreter
+        del dl_manager  # everything comes from apt
+        self.info.metadata["sources"] = corpus.source_records()
         candidates = corpus.default_candidates(self.builder_config.max_documents)
         return {split: self._generate_examples(candidates, split) for split in ("train", "validation")}
 
     def _generate_examples(self, candidates, split):
-        fraction = self.builder_config.validation_fraction
+        split_of = splits.pretraining(self.builder_config.validation_fraction)
         for doc in corpus.read_documents(candidates):
-            if corpus.split_of(doc.text, fraction) == split:
+            if split_of(doc.id) == split:
                 yield doc.id, {"text": doc.text, "source": doc.source, "id": doc.id}
 
 

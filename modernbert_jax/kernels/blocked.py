@@ -8,7 +8,7 @@ keys gathered by stacking shifted views of the key sequence. Masking inside the 
 Gradients come from JAX autodiff; the band is the only activation saved, so the backward pass
 is O(T*w) as well.
 
-Global attention (``window=None``), or a window so wide that the band covers the whole
+Global attention (``half_window=None``), or a window so wide that the band covers the whole
 sequence, has nothing to skip and uses the dense reference path.
 """
 
@@ -19,15 +19,15 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
-from modernbert_jax.attention import xla_attention
+from modernbert_jax.kernels.reference import xla_attention
 
 _MIN_BLOCK = 16
 _MAX_BLOCK = 256
 
 
-def default_block_size(window: int) -> int:
+def default_block_size(half_window: int) -> int:
     """Block size equal to the window half-width (clamped): the band is then 3 blocks wide."""
-    return max(_MIN_BLOCK, min(window, _MAX_BLOCK))
+    return max(_MIN_BLOCK, min(half_window, _MAX_BLOCK))
 
 
 def _key_bands(x: jax.Array, num_blocks: int, block_size: int, radius: int) -> jax.Array:
@@ -52,7 +52,7 @@ def blocked_attention(
     v: jax.Array,
     *,
     segment_ids: jax.Array,
-    window: Optional[int],
+    half_window: Optional[int],
     block_size: Optional[int] = None,
 ) -> jax.Array:
     """Attention with the contract of `modernbert_jax.attention`, O(T*w) for local windows.
@@ -60,18 +60,18 @@ def blocked_attention(
     Args:
       q, k, v: ``[B, T, H, D]``.
       segment_ids: ``[B, T]`` int, 0 = padding.
-      window: half-width ``w`` (``|i - j| <= w``) or ``None`` for global attention.
+      half_window: half-width ``w`` (``|i - j| <= w``) or ``None`` for global attention.
       block_size: query block length; defaults to ``w`` clamped to [16, 256].
     """
-    if window is None:
-        return xla_attention(q, k, v, segment_ids=segment_ids, window=None)
+    if half_window is None:
+        return xla_attention(q, k, v, segment_ids=segment_ids, half_window=None)
     batch, length, heads, head_dim = q.shape
-    block = block_size or default_block_size(window)
-    radius = -(-window // block)
+    block = block_size or default_block_size(half_window)
+    radius = -(-half_window // block)
     num_blocks = -(-length // block)
     if (2 * radius + 1) * block >= num_blocks * block:
         # The band would cover the whole (padded) sequence: dense is no more work.
-        return xla_attention(q, k, v, segment_ids=segment_ids, window=window)
+        return xla_attention(q, k, v, segment_ids=segment_ids, half_window=half_window)
 
     padded = num_blocks * block
     pad_t = [(0, 0), (0, padded - length), (0, 0), (0, 0)]
@@ -87,7 +87,7 @@ def blocked_attention(
     pos_k = _key_bands(pos[None], num_blocks, block, radius)[0]  # out-of-range keys are masked by segment 0
 
     mask = (seg_q[..., :, None] == seg_k[..., None, :]) & (seg_q != 0)[..., :, None]
-    mask = mask & (jnp.abs(pos_q[:, :, None] - pos_k[:, None, :]) <= window)[None]
+    mask = mask & (jnp.abs(pos_q[:, :, None] - pos_k[:, None, :]) <= half_window)[None]
     mask = mask[:, :, None]  # [B, n, 1, c, K]: shared by all heads
 
     scale = head_dim**-0.5

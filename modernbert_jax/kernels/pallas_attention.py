@@ -75,7 +75,7 @@ class BlockSizes:
         return max(self.block_q, self.block_k, self.block_q_dq, self.block_k_dq, self.block_q_dkv, self.block_k_dkv)
 
 
-def key_ranges(segment_ids: jax.Array, window: Optional[int]) -> tuple[jax.Array, jax.Array]:
+def key_ranges(segment_ids: jax.Array, half_window: Optional[int]) -> tuple[jax.Array, jax.Array]:
     """Per-token visible key range ``[lo, hi)`` (``[B, T]`` int32 each); empty for padding."""
     length = segment_ids.shape[1]
     pos = jnp.arange(length, dtype=jnp.int32)
@@ -84,9 +84,9 @@ def key_ranges(segment_ids: jax.Array, window: Optional[int]) -> tuple[jax.Array
     is_end = jnp.pad(change, [(0, 0), (0, 1)], constant_values=True)
     lo = lax.cummax(jnp.where(is_start, pos, 0), axis=1)
     hi = lax.cummin(jnp.where(is_end, pos + 1, length), axis=1, reverse=True)
-    if window is not None:
-        lo = jnp.maximum(lo, pos - window)
-        hi = jnp.minimum(hi, pos + window + 1)
+    if half_window is not None:
+        lo = jnp.maximum(lo, pos - half_window)
+        hi = jnp.minimum(hi, pos + half_window + 1)
     padding = segment_ids == 0
     return jnp.where(padding, length, lo).astype(jnp.int32), jnp.where(padding, 0, hi).astype(jnp.int32)
 
@@ -104,26 +104,26 @@ def _dot(a, b, *, trans_a: bool = False, trans_b: bool = False):
     return lax.dot_general(a, b, dims, preferred_element_type=jnp.float32)
 
 
-def _visible(seg_q, pos_q, seg_k, pos_k, window: Optional[int]):
+def _visible(seg_q, pos_q, seg_k, pos_k, half_window: Optional[int]):
     """``[len(q), len(k)]`` mask: same non-padding segment and inside the window."""
     mask = (seg_q[:, None] == seg_k[None, :]) & (seg_q != 0)[:, None]
-    if window is not None:
+    if half_window is not None:
         offset = pos_q[:, None] - pos_k[None, :]
-        mask = mask & (offset <= window) & (offset >= -window)
+        mask = mask & (offset <= half_window) & (offset >= -half_window)
     return mask
 
 
-def _key_block(q, k_ref, v_ref, seg_ref, seg_q, pos_q, k_start, *, scale, window, block_k):
+def _key_block(q, k_ref, v_ref, seg_ref, seg_q, pos_q, k_start, *, scale, half_window, block_k):
     """One key block for a query block: its keys, values, base-2 scores ``q k^T`` and visibility."""
     k = k_ref[pl.ds(k_start, block_k), :]
     v = v_ref[pl.ds(k_start, block_k), :]
     s = _dot(q, k, trans_b=True) * (scale * _LOG2E)
     seg_k = seg_ref[pl.ds(k_start, block_k)]
     pos_k = k_start + jnp.arange(block_k, dtype=jnp.int32)
-    return k, v, s, _visible(seg_q, pos_q, seg_k, pos_k, window)
+    return k, v, s, _visible(seg_q, pos_q, seg_k, pos_k, half_window)
 
 
-def _forward_kernel(q_ref, k_ref, v_ref, seg_ref, lo_ref, hi_ref, o_ref, lse_ref, *, scale, window, block_q, block_k):
+def _forward_kernel(q_ref, k_ref, v_ref, seg_ref, lo_ref, hi_ref, o_ref, lse_ref, *, scale, half_window, block_q, block_k):
     q_start = pl.program_id(0) * block_q
     q = q_ref[...]
     seg_q = seg_ref[pl.ds(q_start, block_q)]
@@ -132,7 +132,7 @@ def _forward_kernel(q_ref, k_ref, v_ref, seg_ref, lo_ref, hi_ref, o_ref, lse_ref
     def body(kb, carry):
         acc, m_prev, l_prev = carry
         k, v, s, visible = _key_block(q, k_ref, v_ref, seg_ref, seg_q, pos_q, kb * block_k,
-                                      scale=scale, window=window, block_k=block_k)
+                                      scale=scale, half_window=half_window, block_k=block_k)
         s = jnp.where(visible, s, _MASK_VALUE)
         m_next = jnp.maximum(m_prev, jnp.max(s, axis=1))
         correction = jnp.exp2(m_prev - m_next)
@@ -154,7 +154,7 @@ def _forward_kernel(q_ref, k_ref, v_ref, seg_ref, lo_ref, hi_ref, o_ref, lse_ref
     lse_ref[...] = jnp.where(valid, m + jnp.log2(l_safe), 0.0)
 
 
-def _dq_kernel(q_ref, k_ref, v_ref, seg_ref, lo_ref, hi_ref, do_ref, lse_ref, delta_ref, dq_ref, *, scale, window, block_q, block_k):
+def _dq_kernel(q_ref, k_ref, v_ref, seg_ref, lo_ref, hi_ref, do_ref, lse_ref, delta_ref, dq_ref, *, scale, half_window, block_q, block_k):
     q_start = pl.program_id(0) * block_q
     q = q_ref[...]
     do = do_ref[...]
@@ -165,7 +165,7 @@ def _dq_kernel(q_ref, k_ref, v_ref, seg_ref, lo_ref, hi_ref, do_ref, lse_ref, de
 
     def body(kb, dq):
         k, v, s, visible = _key_block(q, k_ref, v_ref, seg_ref, seg_q, pos_q, kb * block_k,
-                                      scale=scale, window=window, block_k=block_k)
+                                      scale=scale, half_window=half_window, block_k=block_k)
         p = jnp.where(visible, jnp.exp2(s - lse[:, None]), 0.0)
         dp = _dot(do, v, trans_b=True)
         ds = p * (dp - delta[:, None])
@@ -176,7 +176,7 @@ def _dq_kernel(q_ref, k_ref, v_ref, seg_ref, lo_ref, hi_ref, do_ref, lse_ref, de
     dq_ref[...] = (dq * scale).astype(dq_ref.dtype)
 
 
-def _dkv_kernel(q_ref, k_ref, v_ref, seg_ref, lo_ref, hi_ref, do_ref, lse_ref, delta_ref, dk_ref, dv_ref, *, scale, window, block_q, block_k):
+def _dkv_kernel(q_ref, k_ref, v_ref, seg_ref, lo_ref, hi_ref, do_ref, lse_ref, delta_ref, dk_ref, dv_ref, *, scale, half_window, block_q, block_k):
     k_start = pl.program_id(0) * block_k
     k = k_ref[...]
     v = v_ref[...]
@@ -193,7 +193,7 @@ def _dkv_kernel(q_ref, k_ref, v_ref, seg_ref, lo_ref, hi_ref, do_ref, lse_ref, d
         seg_q = seg_ref[pl.ds(q_start, block_q)]
         pos_q = q_start + jnp.arange(block_q, dtype=jnp.int32)
         s = _dot(q, k, trans_b=True) * (scale * _LOG2E)
-        p = jnp.where(_visible(seg_q, pos_q, seg_k, pos_k, window), jnp.exp2(s - lse[:, None]), 0.0)
+        p = jnp.where(_visible(seg_q, pos_q, seg_k, pos_k, half_window), jnp.exp2(s - lse[:, None]), 0.0)
         dv = dv + _dot(p.astype(do.dtype), do, trans_a=True)
         dp = _dot(do, v, trans_b=True)
         ds = p * (dp - delta[:, None])
@@ -218,11 +218,11 @@ def _row_tile(block: int, dim: int):
     return pl.BlockSpec((None, block, None, dim), lambda i, b, h: (b, i, h, 0))
 
 
-def _forward(q, k, v, seg, lo, hi, window, scale, blocks: BlockSizes, interpret):
+def _forward(q, k, v, seg, lo, hi, half_window, scale, blocks: BlockSizes, interpret):
     batch, length, heads, dim = q.shape
     bq, bk = blocks.block_q, blocks.block_k
     full = pl.BlockSpec((None, length, None, dim), lambda i, b, h: (b, 0, h, 0))
-    kernel = functools.partial(_forward_kernel, scale=scale, window=window, block_q=bq, block_k=bk)
+    kernel = functools.partial(_forward_kernel, scale=scale, half_window=half_window, block_q=bq, block_k=bk)
     return pl.pallas_call(
         kernel,
         grid=(length // bq, batch, heads),
@@ -248,7 +248,7 @@ def _forward(q, k, v, seg, lo, hi, window, scale, blocks: BlockSizes, interpret)
     )(q, k, v, seg, lo, hi)
 
 
-def _backward(q, k, v, seg, lo, hi, out, lse, do, window, scale, blocks: BlockSizes, interpret):
+def _backward(q, k, v, seg, lo, hi, out, lse, do, half_window, scale, blocks: BlockSizes, interpret):
     batch, length, heads, dim = q.shape
     delta = jnp.einsum("bthd,bthd->bht", out.astype(jnp.float32), do.astype(jnp.float32))
     full = pl.BlockSpec((None, length, None, dim), lambda i, b, h: (b, 0, h, 0))
@@ -260,7 +260,7 @@ def _backward(q, k, v, seg, lo, hi, out, lse, do, window, scale, blocks: BlockSi
     rows = pl.BlockSpec((None, bq), lambda i, b, h: (b, i))
     stat = pl.BlockSpec((None, None, bq), lambda i, b, h: (b, h, i))
     dq = pl.pallas_call(
-        functools.partial(_dq_kernel, scale=scale, window=window, block_q=bq, block_k=bk),
+        functools.partial(_dq_kernel, scale=scale, half_window=half_window, block_q=bq, block_k=bk),
         grid=(length // bq, batch, heads),
         in_specs=[_row_tile(bq, dim), full, full, full_seg, rows, rows, _row_tile(bq, dim), stat, stat],
         out_specs=_row_tile(bq, dim),
@@ -273,7 +273,7 @@ def _backward(q, k, v, seg, lo, hi, out, lse, do, window, scale, blocks: BlockSi
     bq, bk = blocks.block_q_dkv, blocks.block_k_dkv
     rows = pl.BlockSpec((None, bk), lambda i, b, h: (b, i))
     dk, dv = pl.pallas_call(
-        functools.partial(_dkv_kernel, scale=scale, window=window, block_q=bq, block_k=bk),
+        functools.partial(_dkv_kernel, scale=scale, half_window=half_window, block_q=bq, block_k=bk),
         grid=(length // bk, batch, heads),
         in_specs=[full, _row_tile(bk, dim), _row_tile(bk, dim), full_seg, rows, rows, full, full_stat, full_stat],
         out_specs=[_row_tile(bk, dim), _row_tile(bk, dim)],
@@ -286,18 +286,18 @@ def _backward(q, k, v, seg, lo, hi, out, lse, do, window, scale, blocks: BlockSi
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8, 9))
-def _flash(q, k, v, seg, lo, hi, window, scale, blocks, interpret):
-    return _forward(q, k, v, seg, lo, hi, window, scale, blocks, interpret)[0]
+def _flash(q, k, v, seg, lo, hi, half_window, scale, blocks, interpret):
+    return _forward(q, k, v, seg, lo, hi, half_window, scale, blocks, interpret)[0]
 
 
-def _flash_fwd(q, k, v, seg, lo, hi, window, scale, blocks, interpret):
-    out, lse = _forward(q, k, v, seg, lo, hi, window, scale, blocks, interpret)
+def _flash_fwd(q, k, v, seg, lo, hi, half_window, scale, blocks, interpret):
+    out, lse = _forward(q, k, v, seg, lo, hi, half_window, scale, blocks, interpret)
     return out, (q, k, v, seg, lo, hi, out, lse)
 
 
-def _flash_bwd(window, scale, blocks, interpret, residuals, do):
+def _flash_bwd(half_window, scale, blocks, interpret, residuals, do):
     q, k, v, seg, lo, hi, out, lse = residuals
-    dq, dk, dv = _backward(q, k, v, seg, lo, hi, out, lse, do, window, scale, blocks, interpret)
+    dq, dk, dv = _backward(q, k, v, seg, lo, hi, out, lse, do, half_window, scale, blocks, interpret)
     return dq, dk, dv, None, None, None
 
 
@@ -310,7 +310,7 @@ def flash_attention(
     v: jax.Array,
     *,
     segment_ids: jax.Array,
-    window: Optional[int],
+    half_window: Optional[int],
     interpret: bool = False,
     block_sizes: Optional[BlockSizes] = None,
 ) -> jax.Array:
@@ -319,7 +319,7 @@ def flash_attention(
     Args:
       q, k, v: ``[B, T, H, D]``, float32 / bfloat16 / float16 (one dtype for all three).
       segment_ids: ``[B, T]`` int, 0 = padding; segments must be contiguous runs.
-      window: half-width ``w`` (``|i - j| <= w``) or ``None`` for global attention.
+      half_window: half-width ``w`` (``|i - j| <= w``) or ``None`` for global attention.
       interpret: run the kernels in Pallas interpret mode (CPU testing).
       block_sizes: tiles and launch parameters; `BlockSizes()` by default.
     """
@@ -331,8 +331,8 @@ def flash_attention(
     padded_dim = max(_MIN_BLOCK, _next_power_of_2(head_dim))
     pad = [(0, 0), (0, padded - length), (0, 0), (0, padded_dim - head_dim)]
     seg = jnp.pad(segment_ids.astype(jnp.int32), [(0, 0), (0, padded - length)])
-    lo, hi = key_ranges(seg, window)
+    lo, hi = key_ranges(seg, half_window)
     out = _flash(
-        jnp.pad(q, pad), jnp.pad(k, pad), jnp.pad(v, pad), seg, lo, hi, window, head_dim**-0.5, blocks, interpret
+        jnp.pad(q, pad), jnp.pad(k, pad), jnp.pad(v, pad), seg, lo, hi, half_window, head_dim**-0.5, blocks, interpret
     )
     return out[:, :length, :, :head_dim]

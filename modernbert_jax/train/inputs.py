@@ -25,7 +25,8 @@ from modernbert_jax.data.sentencepiece_tokenizer import SentencePieceTokenizer
 from modernbert_jax.data.sources import DocumentSource
 
 
-def _paths(spec: str) -> list[str]:
+def data_files(spec: str) -> list[str]:
+    """The user's corpus files named by ``data.files`` (comma-separated globs), sorted."""
     paths = sorted(p for pattern in spec.split(",") if pattern for p in glob.glob(os.path.expanduser(pattern)))
     if not paths:
         raise FileNotFoundError(f"data.files={spec!r} matches no file")
@@ -36,9 +37,22 @@ def pretraining_data(data: ml_collections.ConfigDict) -> PretrainData:
     """Train/validation documents and the tokenizer named by the config (built and cached on first use)."""
     return prepare_pretraining_data(
         data.dataset, vocab_size=data.vocab_size, data_dir=data.data_dir or None,
-        files=_paths(data.files) if data.files else None, text_key=data.text_key,
+        files=data_files(data.files) if data.files else None, text_key=data.text_key,
         validation_fraction=data.validation_fraction, tokenizer_path=data.tokenizer or None,
     )
+
+
+def pretraining_inputs(config: ml_collections.ConfigDict) -> list[str]:
+    """The files a pretraining run reads (its corpus: ``data.files`` or the prepared TFDS dataset, and its
+    tokenizer), built on the way; a sweep hashes them into each result's provenance."""
+    from modernbert_jax.data.tfds_builder import prepare_tfds  # TFDS only where a TFDS dataset is named
+
+    data = pretraining_data(config.data)
+    if config.data.files:
+        corpus = data_files(config.data.files)
+    else:
+        corpus = [str(prepare_tfds(config.data.dataset, config.data.data_dir or None).data_dir)]
+    return [*corpus, str(data.tokenizer_path)]
 
 
 def make_pipeline(

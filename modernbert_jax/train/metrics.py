@@ -44,7 +44,7 @@ def train_flops_per_token(params: Any, model_cfg: Any, seq_len: int, masked_frac
     embedding is used as the decoder only at masked positions (sparse prediction), so it counts
     at `masked_fraction` of the tokens (the lookup itself is free). Attention adds
     2 matmuls x 2 FLOPs x 3 (fwd+bwd) x hidden x context per layer, where local layers see at most
-    `local_attention` + 1 keys (the window of `config.layer_window`).
+    `local_attention` + 1 keys (the window of `config.layer_half_window`).
     """
     matrix_params, embed = 0, 0
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
@@ -57,7 +57,7 @@ def train_flops_per_token(params: Any, model_cfg: Any, seq_len: int, masked_frac
             matrix_params += leaf.size
     attention = 0.0
     for layer in range(model_cfg.num_layers):
-        half = config_lib.layer_window(model_cfg, layer)
+        half = config_lib.layer_half_window(model_cfg, layer)
         context = seq_len if half is None else min(seq_len, 2 * half + 1)
         attention += 12.0 * model_cfg.hidden_size * context
     return 6.0 * matrix_params + 6.0 * masked_fraction * embed + attention

@@ -9,10 +9,13 @@ Construction (deterministic, so the test split is fixed):
 * keep packages whose section (component prefix such as ``contrib/`` dropped) is one of
   ``SECTIONS`` -- topical sections, not language or packaging ones like ``libs``/``python``;
 * normalise whitespace; drop synopses shorter than 3 words;
-* deduplicate on the lower-cased synopsis: a text seen in one section is kept once, a text seen
-  in several sections is dropped (its label is ambiguous);
-* per section, order texts by MD5 and put the first ``TEST_PER_CLASS`` in ``test``, the rest in
-  ``train`` (a balanced test set).
+* deduplicate on the lower-cased synopsis: a text seen in one section is kept once (for the
+  alphabetically first package carrying it), a text seen in several sections is dropped (its
+  label is ambiguous);
+* split by package name with ``modernbert_jax.data.splits.DEBIAN_SECTIONS``: the train split is
+  the packages it keeps for training; the held-out packages (which the pretraining corpus never
+  sees) give ``test``, the first ``TEST_PER_CLASS`` of each section in the split's stable order
+  (a balanced test set), and ``validation``, the rest.
 
 Stored as ``array_record`` and read with ``tfds.data_source`` -- no TensorFlow needed:
 
@@ -22,25 +25,24 @@ Stored as ``array_record`` and read with ``tfds.data_source`` -- no TensorFlow n
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import defaultdict
 
 import tensorflow_datasets as tfds
 
-from modernbert_jax.data import debian, tfds_builder
+from modernbert_jax.data import debian, splits, tfds_builder
 
-SECTIONS = ("database", "editors", "games", "graphics", "mail", "math", "science", "sound")
+SECTIONS = splits.DEBIAN_SECTIONS_LABELS
 TEST_PER_CLASS = 100
 MIN_WORDS = 3
 
 
 def build_examples(packages) -> dict[str, list[dict]]:
-    """``{"train": [...], "test": [...]}`` of ``{"text", "label", "package"}`` from package records."""
+    """``{"train", "validation", "test"}`` lists of ``{"text", "label", "package"}`` from package records."""
     by_text: dict[str, set] = defaultdict(set)
     first: dict[str, tuple[str, str]] = {}
     for pkg in packages:
-        section = pkg.section.split("/")[-1]
+        section = splits.debian_section(pkg.section)
         text = re.sub(r"\s+", " ", pkg.summary).strip()
         if section not in SECTIONS or len(text.split()) < MIN_WORDS:
             continue
@@ -49,29 +51,38 @@ def build_examples(packages) -> dict[str, list[dict]]:
         # The alphabetically first package speaks for a shared text, whatever the input order.
         if key not in first or pkg.name < first[key][1]:
             first[key] = (text, pkg.name)
-    per_section: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    per_section: dict[str, list[tuple[float, str, str]]] = defaultdict(list)
     for key, sections in by_text.items():
         if len(sections) == 1:
             text, name = first[key]
-            digest = hashlib.md5(key.encode("utf-8")).hexdigest()
-            per_section[next(iter(sections))].append((digest, text, name))
-    splits: dict[str, list[dict]] = {"train": [], "test": []}
+            per_section[next(iter(sections))].append((splits.DEBIAN_SECTIONS.position(name), text, name))
+    rows: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
     for label, section in enumerate(SECTIONS):
-        items = sorted(per_section[section])
-        for n, (_, text, name) in enumerate(items):
-            split = "test" if n < TEST_PER_CLASS else "train"
-            splits[split].append({"text": text, "label": label, "package": name})
-    return splits
+        held_out = []
+        for item in sorted(per_section[section]):
+            (held_out if splits.DEBIAN_SECTIONS.held_out(item[2]) else rows["train"]).append((label, item))
+        if len(held_out) < TEST_PER_CLASS:
+            raise ValueError(f"section {section!r} has {len(held_out)} held-out synopses; the balanced test set "
+                             f"needs {TEST_PER_CLASS} (fewer packages than splits.DEBIAN_SECTIONS expects)")
+        rows["test"] += held_out[:TEST_PER_CLASS]
+        rows["validation"] += held_out[TEST_PER_CLASS:]
+    return {split: [{"text": text, "label": label, "package": name} for label, (_, text, name) in items]
+            for split, items in rows.items()}
 
 
 class DebianSections(tfds.core.GeneratorBasedBuilder):
     """Debian package synopses labelled by topical archive section."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Eight topical sections, deduplicated, 100 test examples per section."}
+    VERSION = tfds.core.Version("2.0.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Eight topical sections, deduplicated, 100 test examples per section.",
+        "2.0.0": "Split by package name (modernbert_jax.data.splits): test and the new validation split hold "
+        "only packages the pretraining corpus excludes; the package lists' hashes in the metadata.",
+    }
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
+            metadata=tfds.core.MetadataDict(),  # "sources", filled while building
             features=tfds.features.FeaturesDict({
                 "text": tfds.features.Text(),
                 "label": tfds.features.ClassLabel(names=list(SECTIONS)),
@@ -82,8 +93,9 @@ class DebianSections(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         del dl_manager  # the data comes from apt, not a URL
-        splits = build_examples(debian.debian_packages())
-        return {name: self._generate_examples(rows) for name, rows in splits.items()}
+        self.info.metadata["sources"] = [debian.package_lists_record()]
+        examples = build_examples(debian.debian_packages())
+        return {name: self._generate_examples(rows) for name, rows in examples.items()}
 
     def _generate_examples(self, rows):
         for row in rows:

@@ -1,1 +1,0 @@
-"""Experiment configs: one Python file each, ``get_config(arg)`` returning a ConfigDict."""

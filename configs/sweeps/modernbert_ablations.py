@@ -1,0 +1,56 @@
+"""ModernBERT's recipe against each of its improvements removed in turn, and classic BERT (issue 12, table 1).
+
+    python -m experiments.sweep --config=configs/sweeps/modernbert_ablations.py \
+        --workdir=/tmp/modernbert_ablations --workers=2
+    python -m experiments.sweep --config=configs/sweeps/modernbert_ablations.py:steps=2000 \
+        --workdir=DIR --print_commands     # one command per point, for a scheduler
+
+``arg`` keys: ``variant`` (the base size of ``configs/pretrain.py``: tiny | demo | base), ``steps``
+(0 = the variant's own run length), ``seeds`` (3). Every point trains on the same offline corpus
+for the same number of steps at the same batch and sequence length: the same token budget.
+
+Not declared, because ``configs/pretrain.py`` has no field for them yet: packing → padded
+batches, StableAdamW → AdamW, warmup-stable-decay → linear decay.
+"""
+
+import ml_collections
+
+from modernbert_jax import config as config_lib
+from modernbert_jax import sweep
+
+# Classic BERT as fields of the same encoder at the base's sizes (modernbert_jax.config.bert_config),
+# with its 4x-wide GELU MLP and BERT's 15% masking.
+CLASSIC_BERT = {
+    "model.position_embedding": "absolute", "model.attention_pattern": "global", "model.mlp": "gelu",
+    "model.norm_placement": "post", "model.final_norm": False, "model.first_layer_attn_norm": True,
+    "model.norm_eps": 1e-12, "model.norm_bias": True, "model.attention_bias": True, "model.mlp_bias": True,
+    "model.head_bias": True, "model.embedding_dropout": 0.1, "model.attention_dropout": 0.1,
+    "model.mlp_dropout": 0.1, "data.mask_rate": 0.15,
+}
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    args = config_lib.parse_arg(arg, variant="tiny", steps=0, seeds=3)
+    base = config_lib.load_config(f"configs/pretrain.py:variant={args.variant}")
+    hidden, intermediate = base.model.hidden_size, base.model.intermediate_size
+    cfg = ml_collections.ConfigDict()
+    cfg.base = f"configs/pretrain.py:variant={args.variant}"
+    cfg.entry = "pretrain"
+    if args.steps:
+        cfg.fixed = {"total_steps": args.steps}
+    ablations = [
+        {},  # the full recipe
+        # GeGLU's input projection is twice as wide: 1.5x the GELU MLP's width keeps the parameter count.
+        {"model.mlp": "gelu", "model.intermediate_size": intermediate * 3 // 2},
+        {"model.position_embedding": "absolute"},
+        {"model.attention_pattern": "global"},
+        # Post-LN normalises every sublayer's output, so the final norm goes with it (as in BERT).
+        {"model.norm_placement": "post", "model.final_norm": False},
+        {"data.mask_rate": 0.15},
+        {**CLASSIC_BERT, "model.intermediate_size": 4 * hidden},
+    ]
+    cfg.points = sweep.seeds(ablations, range(args.seeds))
+    cfg.metrics = ("eval.loss", "eval.accuracy", "train.tokens_per_sec", "peak_host_memory_mb",
+                   "peak_device_memory_mb")
+    cfg.figure = {"kind": "bar", "metric": "eval.loss"}
+    return cfg
