@@ -79,16 +79,21 @@ def test_modernbert_mlm_logits_match_transformers(modernbert_mlm_dir):
     np.testing.assert_allclose(np.asarray(sparse), dense, atol=1e-5)
 
 
+def _round_trip_error(path, ref, head, model_class, vocab_size, lengths, seed, out_dir) -> float:
+    """Load ``path`` into ours, save it back, load that with ``transformers``: max error vs ``ref``."""
+    module, params = hf.from_pretrained(path, head=head)
+    out = hf.save_pretrained(out_dir, module, params)
+    back = model_class.from_pretrained(out, attn_implementation="eager").eval()
+    ids, mask = _padded_batch(vocab_size, lengths, seed=seed)
+    with torch.no_grad():
+        a, b = (m(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask))[0] for m in (ref, back))
+    return _max_err(b.numpy(), a, mask)
+
+
 def test_modernbert_round_trip_through_transformers(modernbert_mlm_dir, tmp_path):
     path, ref = modernbert_mlm_dir
-    module, params = hf.from_pretrained(path, head="mlm")
-    out = hf.save_pretrained(tmp_path / "ours", module, params)
-    back = transformers.ModernBertForMaskedLM.from_pretrained(out, attn_implementation="eager").eval()
-    ids, mask = _padded_batch(512, [40, 12], seed=2)
-    with torch.no_grad():
-        a = ref(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).logits
-        b = back(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).logits
-    assert _max_err(b.numpy(), a, mask) <= 1e-5
+    err = _round_trip_error(path, ref, "mlm", transformers.ModernBertForMaskedLM, 512, [40, 12], 2, tmp_path / "ours")
+    assert err <= 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -118,14 +123,7 @@ def test_minilm_bert_matches_transformers(minilm):
 
 def test_bert_round_trip_through_transformers(minilm, tmp_path):
     path, ref = minilm
-    module, params = hf.from_pretrained(path)
-    out = hf.save_pretrained(tmp_path / "bert", module, params)
-    back = transformers.BertModel.from_pretrained(out, attn_implementation="eager").eval()
-    ids, mask = _padded_batch(30522, [20, 7], seed=3)
-    with torch.no_grad():
-        a = ref(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).last_hidden_state
-        b = back(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).last_hidden_state
-    assert _max_err(b.numpy(), a, mask) <= 1e-5
+    assert _round_trip_error(path, ref, None, transformers.BertModel, 30522, [20, 7], 3, tmp_path / "bert") <= 1e-5
 
 
 def test_save_refuses_to_overwrite(modernbert_mlm_dir, tmp_path):
