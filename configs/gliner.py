@@ -26,7 +26,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.seed = 0
     cfg.backbone = args["backbone"]
     cfg.backbone_path = ""  # "" = the MiniLM directory for backbone=minilm; required for modernbert
-    cfg.init_from = ""  # a saved GLiNER directory to start from instead (cfg.head then unused)
+    cfg.init_from = ""  # a saved GLiNER directory to start from instead (then only cfg.head's sampling fields apply)
     cfg.data_dir = ""  # TFDS data_dir; "" = ~/.cache/modernbert_jax/tensorflow_datasets
     head = GLiNERConfig(
         # negative types per positive (the reference default is 1): 4 made types separable here

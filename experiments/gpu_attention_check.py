@@ -40,9 +40,12 @@ _PYTEST_PACKAGES = ("_pytest", "pytest", "py.py", "pluggy", "iniconfig", "packag
 
 def pytest_path() -> str | None:
     """None if pytest imports here; else a directory linking only pytest's own packages."""
-    if subprocess.run([sys.executable, "-c", "import pytest"], capture_output=True,
-                      timeout=_PROBE_TIMEOUT_S).returncode == 0:
-        return None
+    try:
+        if subprocess.run([sys.executable, "-c", "import pytest"], capture_output=True,
+                          timeout=_PROBE_TIMEOUT_S).returncode == 0:
+            return None
+    except subprocess.TimeoutExpired:
+        pass  # a hanging import is no usable pytest: borrow one
     borrowed = tempfile.mkdtemp(prefix="pytest_site_")
     for name in _PYTEST_PACKAGES:
         source = os.path.abspath(os.path.join(_PYTEST_SITE.value, name))
@@ -74,14 +77,18 @@ def main(argv: list[str]) -> None:
     del argv
     out = os.environ.get("OUT") or os.path.join("experiments", "results")
     os.makedirs(out, exist_ok=True)
-    versions = subprocess.run(
-        [sys.executable, "-c", "import jax; print(jax.__version__, jax.default_backend(), jax.devices())"],
-        capture_output=True,
-        text=True,
-        timeout=_PROBE_TIMEOUT_S,
-    )
-    print(versions.stdout, versions.stderr[-2000:], flush=True)
-    summary = {"python": sys.version, "jax": versions.stdout.strip()}
+    try:
+        versions = subprocess.run(
+            [sys.executable, "-c", "import jax; print(jax.__version__, jax.default_backend(), jax.devices())"],
+            capture_output=True,
+            text=True,
+            timeout=_PROBE_TIMEOUT_S,
+        )
+        print(versions.stdout, versions.stderr[-2000:], flush=True)
+        jax_probe = versions.stdout.strip()
+    except subprocess.TimeoutExpired:  # recorded like a failed step, so the summary is still written
+        jax_probe = f"probe timed out after {_PROBE_TIMEOUT_S}s"
+    summary = {"python": sys.version, "jax": jax_probe}
     summary["tests"] = run_step(
         "kernel tests",
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=10",

@@ -1,8 +1,8 @@
 """Train GLiNER on the Python-docs NER corpus and report span-level P/R/F1 (seen vs unseen types).
 
     python -m experiments.train_gliner --config=configs/gliner.py:backbone=minilm[,demo=true]
-    # evaluate (or, with num_steps > 0, fine-tune) a saved GLiNER directory (its own head config,
-    # type sampling included, then applies):
+    # evaluate (or, with num_steps > 0, fine-tune) a saved GLiNER directory (its own architecture;
+    # the type sampling of cfg.head, gliner_jax.config.SAMPLING_FIELDS):
     python -m experiments.train_gliner --config=configs/gliner.py --config.init_from=DIR --config.train.num_steps=0
 
 Writes a JSON with the config, the training curve and per-type metrics on validation and
@@ -11,6 +11,7 @@ test to ``experiments/results/``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from ml_collections import config_flags
 
 from gliner_jax import GLiNER, GLiNERConfig, metrics, training
+from gliner_jax.config import SAMPLING_FIELDS
 from gliner_jax.data import pydocs, tfds_pydocs
 from modernbert_jax import sharding
 
@@ -68,11 +70,12 @@ def main(_) -> None:
     train_examples = [ex for ex in train_examples if ex["ner"]]
     logging.info("train %d examples; %s", len(train_examples), {s: len(data[s]) for s in cfg.eval.splits})
 
-    if cfg.init_from:  # a saved GLiNER (ours or the reference's): its own head config applies
+    if cfg.init_from:  # a saved GLiNER (ours or the reference's): its architecture, this run's sampling
         model = GLiNER.from_pretrained(cfg.init_from)
     else:
         model = GLiNER.from_backbone(backbone_dir(cfg), GLiNERConfig.from_dict(cfg.head.to_dict()), seed=cfg.seed)
-    head = model.config
+    head = dataclasses.replace(model.config, **{k: cfg.head[k] for k in SAMPLING_FIELDS})
+    head.validate()
     pool = negative_pool(head, train_examples)
     # Data parallelism over every device: the batch is split on "data", parameters replicated.
     mesh = sharding.make_mesh(ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1}))

@@ -15,6 +15,11 @@ import dataclasses
 from typing import Any
 
 
+# The fields of GLiNERConfig that shape training prompts rather than the model: an experiment's values
+# apply when it fine-tunes a saved model, whose own config may not hold them (the reference's does not).
+SAMPLING_FIELDS = ("max_types", "max_neg_type_ratio", "drop_types_prob", "negative_types")
+
+
 @dataclasses.dataclass
 class GLiNERConfig:
     """Hyper-parameters of the GLiNER head (names as in the reference library)."""

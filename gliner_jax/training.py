@@ -89,11 +89,9 @@ def optimizer(train: ml_collections.ConfigDict, params: dict) -> optax.GradientT
     """AdamW with one learning rate for the encoder and another (``others_lr``) for the head."""
     if train.lr_scheduler_type not in ("linear", "cosine"):
         raise ValueError(f"train.lr_scheduler_type={train.lr_scheduler_type!r} must be 'linear' or 'cosine'")
-    warmup = optim.warmup_steps_for(train.num_steps, train.warmup_ratio)
 
     def adamw(lr, wd):
-        schedule = optim.warmup_stable_decay(lr, train.num_steps, warmup, train.num_steps - warmup,
-                                             shape=train.lr_scheduler_type, warmup_from_zero=True)
+        schedule = optim.hf_warmup_decay(lr, train.num_steps, train.warmup_ratio, train.lr_scheduler_type)
         return optax.adamw(schedule, weight_decay=wd, mask=optim.decay_mask)
 
     labels = {k: ("encoder" if k == "encoder" else "head") for k in params}

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import ml_collections
 
-from modernbert_jax import attention
 
 VARIANTS = ("tiny", "base", "large", "bert")
 
@@ -118,15 +117,21 @@ def model_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     return cfg
 
 
+# What makes a model classic BERT rather than ModernBERT, whatever its sizes (the ablation sweep
+# applies it to ModernBERT's sizes).
+BERT_RECIPE = dict(
+    architecture="bert", position_embedding="absolute", type_vocab_size=2, attention_pattern="global",
+    mlp="gelu", norm_placement="post", norm_eps=1e-12, norm_bias=True, attention_bias=True, mlp_bias=True,
+    head_bias=True, first_layer_attn_norm=True, final_norm=False, embedding_dropout=0.1,
+    attention_dropout=0.1, mlp_dropout=0.1,
+)
+
+
 def bert_config(**sizes) -> ml_collections.ConfigDict:
     """Classic BERT as a configuration of the same modules (defaults: all-MiniLM-L6-v2)."""
     cfg = modernbert_config(
-        architecture="bert", vocab_size=30522, hidden_size=384, num_layers=6, num_heads=12,
-        intermediate_size=1536, max_position_embeddings=512, position_embedding="absolute",
-        type_vocab_size=2, attention_pattern="global", mlp="gelu", norm_placement="post",
-        norm_eps=1e-12, norm_bias=True, attention_bias=True, mlp_bias=True, head_bias=True,
-        first_layer_attn_norm=True, final_norm=False, embedding_dropout=0.1,
-        attention_dropout=0.1, mlp_dropout=0.1, pad_token_id=0,
+        vocab_size=30522, hidden_size=384, num_layers=6, num_heads=12, intermediate_size=1536,
+        max_position_embeddings=512, pad_token_id=0, **BERT_RECIPE,
     )
     cfg.update(sizes)
     return cfg
@@ -214,6 +219,10 @@ def replaced(cfg: ml_collections.ConfigDict, **fields) -> ml_collections.ConfigD
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
     """Raise a ValueError naming the field when the model block is inconsistent."""
+    # Imported here: the backends' list lives with the dispatch point, and reading a config
+    # file must not load JAX and the kernels.
+    from modernbert_jax.attention import IMPLS
+
     choices = {
         "position_embedding": ("rope", "absolute"),
         "attention_pattern": ("alternating", "global", "local"),
@@ -223,7 +232,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
         "classifier_pooling": ("cls", "mean"),
         "dtype": ("auto", "float32", "bfloat16", "float16"),
         "matmul_dtype": ("auto", "bfloat16"),
-        "attention_impl": attention.IMPLS,
+        "attention_impl": IMPLS,
     }
     for field, allowed in choices.items():
         if cfg[field] not in allowed:

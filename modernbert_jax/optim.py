@@ -142,6 +142,13 @@ def warmup_steps_for(total_steps: int, warmup_ratio: float) -> int:
     return math.ceil(total_steps * warmup_ratio)
 
 
+def hf_warmup_decay(peak_lr: float, total_steps: int, warmup_ratio: float, shape: str) -> Schedule:
+    """Hugging Face's ``get_{linear,cosine}_schedule_with_warmup`` as the fine-tuning libraries call
+    it (GLiNER, SetFit): warmup from 0 over ``ceil(ratio * total)`` steps, then decay to 0."""
+    warmup = warmup_steps_for(total_steps, warmup_ratio)
+    return warmup_stable_decay(peak_lr, total_steps, warmup, total_steps - warmup, shape=shape, warmup_from_zero=True)
+
+
 def warmup_stable_decay(
     peak_lr: float,
     total_steps: int,

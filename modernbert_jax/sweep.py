@@ -44,6 +44,7 @@ from modernbert_jax import config as config_lib
 from modernbert_jax import provenance as provenance_lib
 
 RESULT = "result.json"
+CONFIG = "config.json"  # the resolved config a point directory belongs to, written before it first runs
 LOG = "log.txt"
 SEED = "seed"  # the field `seeds` sweeps; points differing only in it are averaged in the table
 POINT_MODULE = "experiments.run_point"
@@ -274,11 +275,46 @@ def is_finished(point_dir: str | os.PathLike) -> bool:
     return (Path(point_dir) / RESULT).is_file()
 
 
+def _as_json(config: ml_collections.ConfigDict) -> Any:
+    return json.loads(json.dumps(config.to_dict(), sort_keys=True))
+
+
+def claim_point_dir(point_dir: str | os.PathLike, config: ml_collections.ConfigDict) -> None:
+    """Tie ``point_dir`` to ``config``: a directory left by a run of another config (another base,
+    ``fixed`` block or arg: the point's name holds only its own overrides) is an error, never a
+    result to skip to or a checkpoint to resume from."""
+    path = Path(point_dir) / CONFIG
+    if path.is_file():
+        recorded, wanted = json.loads(path.read_text(encoding="utf-8")), _as_json(config)
+        if recorded != wanted:
+            differ = sorted(k for k in _flat_keys(recorded) | _flat_keys(wanted)
+                            if _lookup(recorded, k) != _lookup(wanted, k))
+            raise SweepError(f"{point_dir} holds a run of another config (fields {differ}); "
+                             "use a fresh workdir or remove that point's directory")
+        return
+    provenance_lib.write_result(path, _as_json(config))
+
+
+def _flat_keys(tree: Any, prefix: str = "") -> set[str]:
+    if not isinstance(tree, dict):
+        return {prefix}
+    return {k for key, value in tree.items() for k in _flat_keys(value, f"{prefix}{key}.")} or {prefix}
+
+
+def _lookup(tree: Any, dotted: str) -> Any:
+    for key in filter(None, dotted.split(".")):
+        if not isinstance(tree, dict) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
 def run_point(entry: str, config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict[str, Any]:
     """Run (or resume) one point and write its ``result.json`` (metrics and provenance) once it finished.
 
     A point whose result exists is not run again; its result is returned.
     """
+    claim_point_dir(workdir, config)
     path = Path(workdir) / RESULT
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
@@ -319,6 +355,8 @@ def run_sweep(sw: Sweep, workdir: str | os.PathLike, *, workers: int = 1, timeou
         raise ValueError(f"workers={workers} must be at least 1")
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
+    for point in sw.points:  # before anything runs: a workdir of another sweep fails the whole sweep
+        claim_point_dir(workdir / point.name, point.config)
     pending = [p for p in sw.points if not is_finished(workdir / p.name)]
     outcomes = [Outcome(p, "skipped", None, None, 0.0) for p in sw.points if is_finished(workdir / p.name)]
     for o in outcomes:

@@ -205,9 +205,9 @@ class SentenceEncoder:
         row_len = self.row_len_for(ids)
         max_rows = max(1, tokens_per_call // row_len)
         lengths = [len(x) for x in ids]
-        # Enough slots for the most sentences a block can hold: one shape per row count. (An empty
-        # encoding is refused by the packer with its own message.)
-        slots_per_row = row_len // max(1, min(lengths))
+        # Enough slots for the most sentences a row can hold ([CLS][SEP] alone is 2 tokens), fixed by
+        # the row length only: slots from these texts' lengths would recompile for every new set.
+        slots_per_row = max(1, row_len // 2)
         todo = list(range(len(ids)))
         while todo:
             placed = packing.best_fit_decreasing([lengths[i] for i in todo], row_len, max_rows=max_rows)

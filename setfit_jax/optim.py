@@ -16,9 +16,7 @@ from modernbert_jax import optim
 def adamw(learning_rate: float, total_steps: int, *, warmup_proportion: float = 0.1, weight_decay: float = 0.01,
           max_grad_norm: float = 1.0) -> optax.GradientTransformation:
     """The reference's optimiser as one optax chain."""
-    warmup = optim.warmup_steps_for(total_steps, warmup_proportion)
-    schedule = optim.warmup_stable_decay(learning_rate, total_steps, warmup, total_steps - warmup, shape="linear",
-                                         warmup_from_zero=True)
+    schedule = optim.hf_warmup_decay(learning_rate, total_steps, warmup_proportion, "linear")
     parts = [optax.clip_by_global_norm(max_grad_norm)] if max_grad_norm > 0 else []
     # No decay on biases and norm weights, chosen by parameter path: the pretraining optimiser's mask.
     parts.append(optax.adamw(schedule, b1=0.9, b2=0.999, eps=1e-8, weight_decay=weight_decay, mask=optim.decay_mask))

@@ -21,18 +21,18 @@ MIN_WORDS = 8  # a shared paragraph this long is a leak, not a common phrase
 
 @pytest.fixture(scope="module")
 def pretraining():
-    """id -> text of every prose document the full pretraining corpus would hold."""
-    items = corpus.python_doc_documents() + corpus.debian_description_documents()
-    return {doc.id: doc.text for doc in corpus.read_documents([(corpus.PROSE, i, load) for i, load in items])}
+    """id -> text of every document the full pretraining corpus would hold (prose and code)."""
+    origins = [(corpus.PROSE, corpus.python_doc_documents() + corpus.debian_description_documents()),
+               (corpus.CODE, corpus.python_code_documents())]
+    return {doc.id: doc.text for doc in corpus.read_documents([(s, i, load) for s, items in origins for i, load in items])}
 
 
 @pytest.fixture(scope="module")
 def gliner_held_out():
     # Only the pages the shared definition holds out are rendered (test_gliner_data checks that
     # GLiNER's builder splits by that definition); what matters here is GLiNER's own text of them.
-    root = debian.python_doc_root() / "_sources"
-    pages = [p for p in debian.python_doc_sources() if splits.PYTHON_DOCS_NER.held_out(p.relative_to(root).as_posix())]
-    return [ex for split, ex in pydocs.corpus_examples(root, pages) if split != "train"]
+    pages = [p for key, p in corpus.python_doc_pages().items() if splits.PYTHON_DOCS_NER.held_out(key)]
+    return [ex for split, ex in pydocs.corpus_examples(debian.python_doc_root() / "_sources", pages) if split != "train"]
 
 
 @pytest.fixture(scope="module")

@@ -118,7 +118,7 @@ def test_hf_shapes_match_transformers_step_by_step(shape, total, ratio):
         want.append(opt.param_groups[0]["lr"])
         opt.step()
         ref.step()
-    ours = optim.warmup_stable_decay(peak, total, warmup, total - warmup, shape=shape, warmup_from_zero=True)
+    ours = optim.hf_warmup_decay(peak, total, ratio, shape)
     got = [float(ours(t)) for t in range(total)]
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=peak * 1e-7)
 

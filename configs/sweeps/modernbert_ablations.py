@@ -18,15 +18,9 @@ import ml_collections
 from modernbert_jax import config as config_lib
 from modernbert_jax import sweep
 
-# Classic BERT as fields of the same encoder at the base's sizes (modernbert_jax.config.bert_config),
-# with its 4x-wide GELU MLP and BERT's 15% masking.
-CLASSIC_BERT = {
-    "model.position_embedding": "absolute", "model.attention_pattern": "global", "model.mlp": "gelu",
-    "model.norm_placement": "post", "model.final_norm": False, "model.first_layer_attn_norm": True,
-    "model.norm_eps": 1e-12, "model.norm_bias": True, "model.attention_bias": True, "model.mlp_bias": True,
-    "model.head_bias": True, "model.embedding_dropout": 0.1, "model.attention_dropout": 0.1,
-    "model.mlp_dropout": 0.1, "data.mask_rate": 0.15,
-}
+# Classic BERT: BERT's recipe (modernbert_jax.config.BERT_RECIPE) at the base's sizes, with its
+# 4x-wide GELU MLP and BERT's 15% masking.
+CLASSIC_BERT = {**{f"model.{k}": v for k, v in config_lib.BERT_RECIPE.items()}, "data.mask_rate": 0.15}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -36,8 +30,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg = ml_collections.ConfigDict()
     cfg.base = f"configs/pretrain.py:variant={args.variant}"
     cfg.entry = "pretrain"
-    if args.steps:
-        cfg.fixed = {"total_steps": args.steps}
+    # No Hugging Face export: most ablations (GELU MLP, absolute positions, post-LN) are not
+    # expressible as a transformers ModernBERT config.
+    cfg.fixed = {"export_hf": False, **({"total_steps": args.steps} if args.steps else {})}
     ablations = [
         {},  # the full recipe
         # GeGLU's input projection is twice as wide: 1.5x the GELU MLP's width keeps the parameter count.

@@ -85,23 +85,26 @@ def _word_runs(words: Sequence[str]) -> Iterator[tuple[str, ...]]:
     return zip(*(words[i:] for i in range(SHARED_WORDS)))
 
 
+def python_doc_pages(cache: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Every page of the Python docs by its key in the splits (its path under ``_sources``)."""
+    root = debian.python_doc_root(cache) / "_sources"
+    return {path.relative_to(root).as_posix(): path for path in debian.python_doc_sources(cache=cache)}
+
+
 @functools.cache
-def _held_out_text(sources: Path) -> HeldOutText:
-    """The text of GLiNER's held-out pages under ``sources`` (~100 pages, rendered once per process)."""
+def _held_out_text(cache: str | os.PathLike | None) -> HeldOutText:
+    """The text of GLiNER's held-out pages (~100 pages, rendered once per process)."""
     return HeldOutText(
         rst.to_text(path.read_text(encoding="utf-8"))
-        for path in sorted(sources.rglob("*.rst.txt"))
-        if splits.PYTHON_DOCS_NER.held_out(path.relative_to(sources).as_posix())
+        for key, path in python_doc_pages(cache).items() if splits.PYTHON_DOCS_NER.held_out(key)
     )
 
 
 def python_doc_documents(cache: str | os.PathLike | None = None) -> list[tuple[str, Callable[[], str]]]:
     """(id, loader) for every page of GLiNER's train split, as plain text without held-out text."""
-    root = debian.python_doc_root(cache) / "_sources"
-    pages = {path.relative_to(root).as_posix(): path for path in debian.python_doc_sources(cache)}
     return [
-        (f"pydoc:{key}", lambda path=path: _held_out_text(root).remove_from(rst.to_text(path.read_text(encoding="utf-8"))))
-        for key, path in pages.items() if not splits.PYTHON_DOCS_NER.held_out(key)
+        (f"pydoc:{key}", lambda path=path: _held_out_text(cache).remove_from(rst.to_text(path.read_text(encoding="utf-8"))))
+        for key, path in python_doc_pages(cache).items() if not splits.PYTHON_DOCS_NER.held_out(key)
     ]
 
 
@@ -130,15 +133,20 @@ def python_code_documents(
             for fname in sorted(filenames):
                 path = here / fname
                 if fname.endswith(".py") and path.is_file() and 0 < path.stat().st_size <= max_file_bytes:
-                    items.append((f"code:{pin.package}/{path.relative_to(lib).as_posix()}", lambda path=path: _read_utf8(path)))
+                    items.append((f"code:{pin.package}/{path.relative_to(lib).as_posix()}",
+                                  lambda path=path: _code_text(path, cache)))
     return items
 
 
-def _read_utf8(path: Path) -> str:
+def _code_text(path: Path, cache: str | os.PathLike | None) -> str:
+    """The file's text, or "" (not part of the corpus) when it is not UTF-8 or quotes a held-out page:
+    the standard library carries docs text (``pydoc_data/topics.py`` is the rendered language
+    reference, docstrings repeat library pages), and cutting blocks out of code would break it."""
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        return ""  # not UTF-8: not part of the corpus
+        return ""
+    return text if _held_out_text(cache).remove_from(text) == text else ""
 
 
 def source_records(cache: str | os.PathLike | None = None) -> list[dict]:
