@@ -287,26 +287,12 @@ def claim_point_dir(point_dir: str | os.PathLike, config: ml_collections.ConfigD
     if path.is_file():
         recorded, wanted = json.loads(path.read_text(encoding="utf-8")), _as_json(config)
         if recorded != wanted:
-            differ = sorted(k for k in _flat_keys(recorded) | _flat_keys(wanted)
-                            if _lookup(recorded, k) != _lookup(wanted, k))
+            recorded, wanted = _flatten(recorded), _flatten(wanted)
+            differ = sorted(k for k in recorded.keys() | wanted.keys() if recorded.get(k) != wanted.get(k))
             raise SweepError(f"{point_dir} holds a run of another config (fields {differ}); "
                              "use a fresh workdir or remove that point's directory")
         return
     provenance_lib.write_result(path, _as_json(config))
-
-
-def _flat_keys(tree: Any, prefix: str = "") -> set[str]:
-    if not isinstance(tree, dict):
-        return {prefix}
-    return {k for key, value in tree.items() for k in _flat_keys(value, f"{prefix}{key}.")} or {prefix}
-
-
-def _lookup(tree: Any, dotted: str) -> Any:
-    for key in filter(None, dotted.split(".")):
-        if not isinstance(tree, dict) or key not in tree:
-            return None
-        tree = tree[key]
-    return tree
 
 
 def run_point(entry: str, config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict[str, Any]:

@@ -247,6 +247,21 @@ def test_provenance_outside_a_checkout_says_so(monkeypatch, tmp_path):
     assert p["versions"]["no-such-distribution"] is None and p["config"] == {"seed": 3}
 
 
+def test_a_point_directory_belongs_to_one_config(tmp_path):
+    """A workdir left by another sweep (same point names, another base or fixed block) is refused by
+    name of the differing field, never skipped to its result or resumed from its checkpoints."""
+    import ml_collections
+
+    config = ml_collections.ConfigDict({"seed": 0, "total_steps": 6, "model": {"mlp": "geglu"}})
+    sweep.claim_point_dir(tmp_path, config)
+    sweep.claim_point_dir(tmp_path, config)  # the same config again: its own directory
+    other = ml_collections.ConfigDict({"seed": 0, "total_steps": 40, "model": {"mlp": "geglu"}})
+    with pytest.raises(sweep.SweepError, match=r"another config \(fields \['total_steps'\]\)"):
+        sweep.claim_point_dir(tmp_path, other)
+    with pytest.raises(sweep.SweepError):
+        sweep.run_point("pretrain", other, tmp_path)  # refused before any data is read or step run
+
+
 def test_write_result_is_atomic_and_never_replaces_another_result(tmp_path):
     path = tmp_path / "result.json"
     provenance_lib.write_result(path, {"metrics": {"loss": 1.0}})
