@@ -27,8 +27,8 @@ from typing import Any, Iterable, Sequence
 
 import ml_collections
 
-# The code whose commit is recorded: this package's checkout, wherever the run was launched from.
-_CHECKOUT = Path(__file__).resolve().parents[1]
+from modernbert_jax import config as config_lib
+
 _GIT_TIMEOUT_S = 10
 # Distributions behind every run; `peers` adds those of a reference library run beside ours.
 _LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")
@@ -71,7 +71,8 @@ def _versions(distributions: Iterable[str]) -> dict[str, str | None]:
 
 
 def _git(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", str(_CHECKOUT), *args], capture_output=True, text=True,
+    """git in the code's checkout (whose commit is recorded), wherever the run was launched from."""
+    return subprocess.run(["git", "-C", str(config_lib.REPO_ROOT), *args], capture_output=True, text=True,
                           timeout=_GIT_TIMEOUT_S, check=False)
 
 

@@ -240,7 +240,7 @@ def test_point_helpers_and_names():
 def test_provenance_outside_a_checkout_says_so(monkeypatch, tmp_path):
     import ml_collections
 
-    monkeypatch.setattr(provenance_lib, "_CHECKOUT", tmp_path)
+    monkeypatch.setattr(provenance_lib.config_lib, "REPO_ROOT", tmp_path)
     p = provenance_lib.provenance(ml_collections.ConfigDict({"seed": 3}), seed=3, data_hash="sha256:x",
                                   peers=("no-such-distribution",))
     assert p["git"]["commit"] is None and "not a git checkout" in p["git"]["note"]
