@@ -70,6 +70,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     total_steps = cfg.get_ref("total_steps")
 
     cfg.optimizer = ml_collections.ConfigDict()
+    cfg.optimizer.name = "stable_adamw"  # | adamw (BERT's; see train.loop.make_optimizer)
     cfg.optimizer.peak_lr = {"pretrain": 8e-4, "extend": 3e-4, "decay": 3e-4}[phase]
     cfg.optimizer.b1 = 0.9
     cfg.optimizer.b2 = 0.98
@@ -79,6 +80,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.optimizer.warmup_steps = total_steps // 20 if phase == "pretrain" else 0
     cfg.optimizer.decay_steps = total_steps if phase == "decay" else 0
     cfg.optimizer.final_lr_fraction = 0.0
+    cfg.optimizer.decay_shape = "sqrt"  # 1-sqrt (ModernBERT) | linear (BERT) | cosine
 
     cfg.data = ml_collections.ConfigDict()
     cfg.data.dataset = "modernbert_corpus/demo" if small else "modernbert_corpus/full"
@@ -89,6 +91,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.data.tokenizer = ""  # sentencepiece .model path (trained there if missing); empty = next to the corpus
     cfg.data.vocab_size = cfg.model.vocab_size
     cfg.data.mask_rate = 0.30
+    cfg.data.packing = True  # False: one sequence per row, padded to seq_len (BERT's batches)
     cfg.data.eval_mask_rate = 0.15
 
     cfg.eval_batch_size = 16 if small else 256

@@ -90,5 +90,30 @@ def test_state_from_another_configuration_is_rejected(source, tokenizer):
         _pipeline(source, tokenizer, seed=5).set_state(state)
     with pytest.raises(ValueError, match="seq_len"):
         _pipeline(source, tokenizer, seq_len=64).set_state(state)
+    with pytest.raises(ValueError, match="packing"):
+        _pipeline(source, tokenizer, packing=False).set_state(state)
     with pytest.raises(ValueError, match="process_count=2"):
         _pipeline(source, tokenizer, batch_size=3, process_count=2)
+
+
+def test_unpacked_rows_hold_one_sequence_each_in_arrival_order(source, tokenizer):
+    """``packing=False`` (the padded-batch ablation): every row is one chunk, padded; packed rows hold several."""
+    # Short documents (the modules' paragraphs), so a packed row has room for several.
+    source = InMemorySource([p for i in range(len(source)) for p in source[i].split("\n\n") if p.strip()])
+    packed, padded = _pipeline(source, tokenizer, seq_len=256), _pipeline(source, tokenizer, seq_len=256, packing=False)
+    pb, ub = packed.next_batch(), padded.next_batch()
+    assert pb["segment_ids"].max() > 1
+    np.testing.assert_array_equal(ub["segment_ids"].max(axis=1), 1)
+    assert padded.packing_efficiency < packed.packing_efficiency
+    # The unpacked rows are the first chunks read, in order: the first document's tokens lead row 0.
+    first = tokenizer.encode_batch([source[int(padded._permutation(0)[0])]])[0]
+    restored = ub["input_ids"][0].copy()
+    targets = ub["masked_weights"][0] > 0
+    restored[ub["masked_positions"][0][targets]] = ub["masked_labels"][0][targets]
+    n = min(len(first), 100)
+    assert restored[1 : 1 + n].tolist() == first[:n]  # after [CLS]
+    state = padded.get_state()
+    after = padded.next_batch()
+    resumed = _pipeline(source, tokenizer, seq_len=256, packing=False)
+    resumed.set_state(state)
+    _assert_same(resumed.next_batch(), after)

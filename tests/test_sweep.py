@@ -212,11 +212,11 @@ def test_bad_override_on_the_command_line_names_the_field(bad_sweep, tmp_path):
 def test_ablation_sweep_points_validate_with_one_token_budget():
     sw = sweep.load_sweep("configs/sweeps/modernbert_ablations.py")
     rows = {json.dumps({k: v for k, v in p.overrides.items() if k != "seed"}, sort_keys=True) for p in sw.points}
-    assert len(rows) == 7 and len(sw.points) == 7 * 3
+    assert len(rows) == 10 and len(sw.points) == 10 * 3
     assert len({p.name for p in sw.points}) == len(sw.points)
     swept = {k for p in sw.points for k in p.overrides}
     assert {"model.mlp", "model.position_embedding", "model.attention_pattern", "model.norm_placement",
-            "data.mask_rate"} <= swept
+            "data.mask_rate", "data.packing", "optimizer.name", "optimizer.decay_shape"} <= swept
     budgets = {(p.config.total_steps, p.config.batch_size, p.config.seq_len) for p in sw.points}
     assert len(budgets) == 1
 

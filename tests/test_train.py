@@ -329,3 +329,27 @@ def test_finished_workdir_is_a_backbone_for_gliner_and_setfit(reference, tokeniz
     setfit = SetFitModel.from_pretrained(workdir)
     emb = setfit.encode(["def f(): pass", "import os"])
     assert emb.shape == (2, 64) and np.isfinite(emb).all()
+
+
+def test_adamw_ablation_decays_as_stable_adamw_and_differs_only_in_update_clipping(tokenizer):
+    """optimizer.name=adamw: on a zero gradient (pure weight decay) both optimisers shrink the weights
+    by the same amount; on a large gradient StableAdamW clips its update and AdamW does not."""
+    import jax.numpy as jnp
+
+    params = {"kernel": jnp.full((4, 4), 2.0)}
+    updates = {}
+    for name in ("stable_adamw", "adamw"):
+        decay, plain = (loop.make_optimizer(make_config(tokenizer, **{
+            "optimizer.name": name, "optimizer.weight_decay": wd, "optimizer.warmup_steps": 0}))[1]
+            for wd in (0.1, 0.0))
+        zero, _ = decay.update({"kernel": jnp.zeros((4, 4))}, decay.init(params), params)
+        # Quiet steps, then a gradient 10^4 times larger: its RMS over the second moment is large.
+        state = plain.init(params)
+        for _ in range(50):
+            _, state = plain.update({"kernel": jnp.full((4, 4), 1e-4)}, state, params)
+        big, _ = plain.update({"kernel": jnp.ones((4, 4))}, state, params)
+        updates[name] = (zero["kernel"], big["kernel"])
+    np.testing.assert_allclose(updates["adamw"][0], updates["stable_adamw"][0], rtol=1e-6)
+    assert float(jnp.abs(updates["adamw"][1]).max()) > 3 * float(jnp.abs(updates["stable_adamw"][1]).max())
+    with pytest.raises(ValueError, match="optimizer.name='sgd'"):
+        loop.make_optimizer(make_config(tokenizer, **{"optimizer.name": "sgd"}))

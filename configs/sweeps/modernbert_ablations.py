@@ -7,10 +7,12 @@
 
 ``arg`` keys: ``variant`` (the base size of ``configs/pretrain.py``: tiny | demo | base), ``steps``
 (0 = the variant's own run length), ``seeds`` (3). Every point trains on the same offline corpus
-for the same number of steps at the same batch and sequence length: the same token budget.
+for the same number of steps at the same batch and sequence length (the same token budget; padded
+batches hold fewer real tokens in it) and is scored on the same packed validation rows.
 
-Not declared, because ``configs/pretrain.py`` has no field for them yet: packing → padded
-batches, StableAdamW → AdamW, warmup-stable-decay → linear decay.
+The full recipe here is one launch: linear warmup over 5% of the steps, constant, then ModernBERT's
+1-sqrt decay over the last 20% (its decay phase, folded in so a run ends annealed); the linear-decay
+ablation decays linearly from the end of warmup, as BERT did.
 """
 
 import ml_collections
@@ -27,12 +29,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     args = config_lib.parse_arg(arg, variant="tiny", steps=0, seeds=3)
     base = config_lib.load_config(f"configs/pretrain.py:variant={args.variant}")
     hidden, intermediate = base.model.hidden_size, base.model.intermediate_size
+    steps = args.steps or base.total_steps
+    warmup = steps // 20
     cfg = ml_collections.ConfigDict()
     cfg.base = f"configs/pretrain.py:variant={args.variant}"
     cfg.entry = "pretrain"
     # No Hugging Face export: most ablations (GELU MLP, absolute positions, post-LN) are not
-    # expressible as a transformers ModernBERT config.
-    cfg.fixed = {"export_hf": False, **({"total_steps": args.steps} if args.steps else {})}
+    # expressible as a transformers ModernBERT config. One evaluation, at the end, on more
+    # validation rows than the variant's periodic one (the comparison is the point of the run).
+    cfg.fixed = {"export_hf": False, "total_steps": steps, "eval_every": steps, "eval_batches": 32,
+                 "optimizer": {"warmup_steps": warmup, "decay_steps": steps // 5}}
+    linear_decay = {"optimizer.decay_shape": "linear", "optimizer.decay_steps": steps - warmup}
     ablations = [
         {},  # the full recipe
         # GeGLU's input projection is twice as wide: 1.5x the GELU MLP's width keeps the parameter count.
@@ -41,11 +48,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         {"model.attention_pattern": "global"},
         # Post-LN normalises every sublayer's output, so the final norm goes with it (as in BERT).
         {"model.norm_placement": "post", "model.final_norm": False},
+        {"data.packing": False},
         {"data.mask_rate": 0.15},
-        {**CLASSIC_BERT, "model.intermediate_size": 4 * hidden},
+        {"optimizer.name": "adamw"},
+        linear_decay,
+        # Classic BERT: every change at once, with its 4x-wide GELU MLP.
+        {**CLASSIC_BERT, "model.intermediate_size": 4 * hidden, "data.packing": False, "optimizer.name": "adamw",
+         **linear_decay},
     ]
     cfg.points = sweep.seeds(ablations, range(args.seeds))
-    cfg.metrics = ("eval.loss", "eval.accuracy", "train.tokens_per_sec", "peak_host_memory_mb",
-                   "peak_device_memory_mb")
+    cfg.metrics = ("eval.loss", "eval.accuracy", "train.tokens_per_sec", "train.packing_efficiency",
+                   "peak_host_memory_mb", "peak_device_memory_mb")
     cfg.figure = {"kind": "bar", "metric": "eval.loss"}
     return cfg

@@ -15,6 +15,7 @@ Interface (what the train loop codes against)::
         shuffle=True,           # new permutation of the documents every epoch
         num_epochs=None,        # None = loop forever; 1 for a single evaluation pass
         process_index=jax.process_index(), process_count=jax.process_count(),
+        packing=True,           # False: one chunk per row, padded (the BERT-style ablation)
     )
     batch = next(train)                 # this host's rows of the global batch
     batch = train.next_batch(768)       # same, with another global batch size (batch-size warmup)
@@ -89,6 +90,7 @@ class PretrainPipeline:
         process_index: int = 0,
         process_count: int = 1,
         pack_buffer_batches: float = 2.0,
+        packing: bool = True,
     ):
         if len(source) == 0:
             raise ValueError("document source is empty")
@@ -101,6 +103,7 @@ class PretrainPipeline:
         self.shuffle, self.num_epochs = shuffle, num_epochs
         self.process_index, self.process_count = process_index, process_count
         self.pack_buffer_batches = pack_buffer_batches
+        self.packing = packing
         self._check_batch_size(batch_size)
         self._step = 0
         self._epoch = 0
@@ -162,6 +165,7 @@ class PretrainPipeline:
             "seed": self.seed,
             "seq_len": self.seq_len,
             "num_documents": len(self.source),
+            "packing": self.packing,
             "step": self._step,
             "epoch": self._epoch,
             "cursor": self._cursor,
@@ -174,7 +178,10 @@ class PretrainPipeline:
         """Continue exactly where ``get_state`` was taken (the global batch size may differ)."""
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"pipeline state format {state.get('format')!r}, expected {STATE_FORMAT!r}")
-        for field, mine in (("seed", self.seed), ("seq_len", self.seq_len), ("num_documents", len(self.source))):
+        # States from before the `packing` option were all packed.
+        state = {"packing": True, **state}
+        for field, mine in (("seed", self.seed), ("seq_len", self.seq_len), ("num_documents", len(self.source)),
+                            ("packing", self.packing)):
             if state[field] != mine:
                 raise ValueError(f"pipeline state has {field}={state[field]}, this pipeline has {field}={mine}")
         self._step, self._epoch, self._cursor = int(state["step"]), int(state["epoch"]), int(state["cursor"])
@@ -227,12 +234,16 @@ class PretrainPipeline:
                     buffered += len(chunk)
 
     def _take_rows(self, batch_size: int) -> list[list[list[int]]]:
-        """Best-fit-decreasing over the buffer; the fullest rows form the batch, the rest wait."""
-        lengths = [len(c) for _, _, c in self._pending]
-        rows = packing.best_fit_decreasing(lengths, self.seq_len)
-        # Fullest first; ties go to the row holding the oldest chunk, so nothing waits forever
-        # among equally good rows.
-        rows.sort(key=lambda r: (-sum(lengths[i] for i in r), min(r)))
+        """Packed: best-fit-decreasing over the buffer; the fullest rows form the batch, the rest wait.
+        Unpacked: the oldest chunks, one per row (the rest of the row is padding)."""
+        if self.packing:
+            lengths = [len(c) for _, _, c in self._pending]
+            rows = packing.best_fit_decreasing(lengths, self.seq_len)
+            # Fullest first; ties go to the row holding the oldest chunk, so nothing waits forever
+            # among equally good rows.
+            rows.sort(key=lambda r: (-sum(lengths[i] for i in r), min(r)))
+        else:
+            rows = [[i] for i in range(len(self._pending))]
         chosen = rows[:batch_size]
         taken = {i for r in chosen for i in r}
         out = [[self._pending[i][2] for i in r] for r in chosen]

@@ -59,11 +59,12 @@ def make_pipeline(
     data: ml_collections.ConfigDict, docs: DocumentSource, tokenizer: SentencePieceTokenizer, *,
     batch_size: int, seq_len: int, seed: int, train: bool,
 ) -> PretrainPipeline:
-    """Training: shuffled, endless, 30% masking. Evaluation: one fixed pass at 15% masking."""
+    """Training: shuffled, endless, 30% masking, packed unless ``data.packing`` is off. Evaluation: one
+    fixed pass at 15% masking, always packed (so every ablation is scored on the same rows)."""
     return PretrainPipeline(
         docs, tokenizer, batch_size=batch_size, seq_len=seq_len, seed=seed,
         mask_rate=data.mask_rate if train else data.eval_mask_rate,
-        shuffle=train, num_epochs=None if train else 1,
+        shuffle=train, num_epochs=None if train else 1, packing=data.packing or not train,
         process_index=jax.process_index(), process_count=jax.process_count(),
     )
 
