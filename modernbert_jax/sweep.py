@@ -3,7 +3,8 @@
 A sweep file (``configs/sweeps/<name>.py``) has ``get_config(arg)`` returning a ConfigDict:
 
 * ``base``: the experiment config spec every point starts from, ``"configs/pretrain.py:variant=tiny"``;
-* ``entry``: the library function that runs a point, a key of ``ENTRIES`` (``"pretrain"``);
+* ``entry``: the library function that runs a point, a key of ``ENTRIES`` (``pretrain``, ``gliner``,
+  ``setfit``, ``efficiency``);
 * ``fixed``: (optional) nested overrides every point shares, ``{"model": {"num_layers": 2}}``;
 * ``points``: a list of ``{"dotted.field": value}`` override dicts, built with ``sweep``,
   ``product``, ``zip_`` and ``seeds`` (big_vision's ``h.product([h.sweep("config.lr", ...)])``);
@@ -31,6 +32,7 @@ import os
 import re
 import resource
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -63,6 +65,10 @@ class Entry(NamedTuple):
 
 ENTRIES = {
     "pretrain": Entry("modernbert_jax.train.loop:train", "modernbert_jax.train.inputs:pretraining_inputs"),
+    "gliner": Entry("gliner_jax.experiment:train", "gliner_jax.experiment:inputs"),
+    "setfit": Entry("setfit_jax.fewshot:run_protocol", "setfit_jax.fewshot:protocol_inputs",
+                    peers=("setfit", "sentence-transformers", "torch", "transformers")),
+    "efficiency": Entry("experiments.efficiency:run", "experiments.efficiency:inputs"),
 }
 
 
@@ -121,6 +127,7 @@ class Point:
 
 @dataclasses.dataclass(frozen=True)
 class Sweep:
+    spec: str  # the sweep file[:arg] as given
     base: str  # the base spec, its path made absolute (points run from the repository root)
     entry: str
     fixed: dict[str, Any]
@@ -166,7 +173,7 @@ def load_sweep(spec: str) -> Sweep:
             except ValueError as e:
                 raise SweepError(f"sweep {spec}, point {name!r}: {e}") from None
         resolved.append(Point(name, dict(overrides), config))
-    return Sweep(base, cfg.entry, fixed, resolved, metrics, figure)
+    return Sweep(spec, base, cfg.entry, fixed, resolved, metrics, figure)
 
 
 def _absolute_spec(spec: str) -> str:
@@ -420,7 +427,9 @@ def write_tables(sw: Sweep, workdir: str | os.PathLike) -> list[Row]:
             stats = [_mean_std(row.metrics[m]) if row.metrics[m] else ("", "") for m in sw.metrics]
             writer.writerow([*(row.overrides.get(c, "") for c in columns), " ".join(map(str, row.seeds)),
                              *(x for pair in stats for x in pair)])
-    lines = [f"Sweep over `{sw.base}` ({sw.entry}); mean ± std over the seeds of each row.", ""]
+    base = os.path.relpath(sw.base, config_lib.REPO_ROOT) if sw.base.startswith(str(config_lib.REPO_ROOT)) else sw.base
+    lines = [f"`python -m experiments.sweep --config={sw.spec} --workdir=DIR`", "",
+             f"Sweep over `{base}` ({sw.entry}); mean ± std over the seeds of each row.", ""]
     if sw.fixed:
         lines += ["Every point also sets: " + ", ".join(f"`{k}={_value_text(v)}`" for k, v in sw.fixed.items()), ""]
     lines += ["| " + " | ".join([*columns, "seeds", *sw.metrics]) + " |",
@@ -437,6 +446,21 @@ def write_tables(sw: Sweep, workdir: str | os.PathLike) -> list[Row]:
     if sw.figure and rows:
         _write_figure(sw.figure, rows, workdir / "figure.png")
     return rows
+
+
+def export_results(sw: Sweep, workdir: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Copy what a reader needs (tables, figure, every finished point's ``result.json``) from ``workdir``
+    to ``dest`` (e.g. ``experiments/results/<table>``), leaving checkpoints and logs behind."""
+    workdir, dest = Path(workdir), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("table.md", "table.csv", "figure.png"):
+        if (workdir / name).is_file():
+            shutil.copyfile(workdir / name, dest / name)
+    for point in sw.points:
+        if is_finished(workdir / point.name):
+            (dest / point.name).mkdir(exist_ok=True)
+            shutil.copyfile(workdir / point.name / RESULT, dest / point.name / RESULT)
+    return dest
 
 
 def _label(overrides: dict[str, Any]) -> str:
@@ -476,8 +500,9 @@ def _write_figure(figure: dict[str, Any], rows: list[Row], path: Path) -> None:
 
 
 def main(spec: str, workdir: str, *, workers: int = 1, print_commands: bool = False,
-         timeout_s: float | None = None, out: TextIO = sys.stdout) -> int:
-    """The sweep command: validate, then print the points' commands or run them; exit status 1 if any failed."""
+         timeout_s: float | None = None, results_dir: str = "", out: TextIO = sys.stdout) -> int:
+    """The sweep command: validate, then print the points' commands or run them (and export the results
+    to ``results_dir`` if given); exit status 1 if any failed."""
     sw = load_sweep(spec)
     if print_commands:
         for point in sw.points:
@@ -485,6 +510,8 @@ def main(spec: str, workdir: str, *, workers: int = 1, print_commands: bool = Fa
         return 0
     outcomes = run_sweep(sw, workdir, workers=workers, timeout_s=timeout_s, out=out)
     failed = [o for o in outcomes if o.status == "failed"]
+    if results_dir:
+        print(f"results copied to {export_results(sw, workdir, results_dir)}", file=out, flush=True)
     print(f"{len(outcomes) - len(failed)}/{len(outcomes)} points finished; table: {Path(workdir) / 'table.md'}",
           file=out, flush=True)
     for o in failed:

@@ -56,7 +56,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         {**CLASSIC_BERT, "model.intermediate_size": 4 * hidden, "data.packing": False, "optimizer.name": "adamw",
          **linear_decay},
     ]
-    cfg.points = sweep.seeds(ablations, range(args.seeds))
+    # Seed-major: every ablation's first seed runs before any second seed, so a sweep cut short
+    # still compares every row.
+    cfg.points = sweep.product(sweep.sweep(sweep.SEED, range(args.seeds)), ablations)
     cfg.metrics = ("eval.loss", "eval.accuracy", "train.tokens_per_sec", "train.packing_efficiency",
                    "peak_host_memory_mb", "peak_device_memory_mb")
     cfg.figure = {"kind": "bar", "metric": "eval.loss"}
