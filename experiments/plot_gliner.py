@@ -1,9 +1,10 @@
-"""Plot a train_gliner results JSON: the training curve and test F1 per entity type.
+"""Plot a train_gliner run: the training curve and test F1 per entity type.
 
-    python -m experiments.plot_gliner --input=experiments/results/gliner_minilm.json
+    python -m experiments.plot_gliner --workdir=/tmp/gliner
 
-Writes a PNG next to the JSON (same name, .png). Types held out of training (the zero-shot
-protocol) are drawn in a second colour, so seen and unseen performance read at a glance.
+Reads the run's ``result.json`` and ``metrics.jsonl`` and writes ``WORKDIR/gliner.png``. Types
+held out of training (the zero-shot protocol) are drawn in a second colour, so seen and unseen
+performance read at a glance.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from pathlib import Path
 
 from absl import app, flags
 
-_INPUT = flags.DEFINE_string("input", "experiments/results/gliner_minilm.json", "train_gliner results JSON")
+from modernbert_jax.train import metrics as metrics_lib
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "a finished train_gliner run (or gliner sweep point)", required=True)
 _SPLIT = flags.DEFINE_string("split", "test", "which evaluated split to plot per type")
 
 
@@ -23,18 +26,20 @@ def main(_) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(_INPUT.value)
-    data = json.loads(path.read_text())
-    result = data["results"][_SPLIT.value]
-    unseen = set(data["config"]["unseen_types"])
+    workdir = Path(_WORKDIR.value)
+    data = json.loads((workdir / "result.json").read_text())
+    config, flat = data["provenance"]["config"], data["metrics"]
+    result = _unflatten_split(flat, _SPLIT.value)
+    unseen = set(config["unseen_types"])
     types = sorted(result["per_type"], key=lambda t: -result["per_type"][t]["support"])
+    train = [r for r in metrics_lib.read_jsonl(str(workdir / "metrics.jsonl")) if r["split"] == "train"]
     fig, (curve, bars) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 2]})
 
-    steps = [p["step"] for p in data["curve"]]
-    curve.plot(steps, [p["loss"] for p in data["curve"]], marker=".", color="tab:blue")
+    curve.plot([r["step"] for r in train], [r["loss"] for r in train], marker=".", color="tab:blue")
     curve.set_xlabel("step")
     curve.set_ylabel("training loss (sum over spans)")
-    curve.set_title(f"{data['config']['backbone']}: {data['train_seconds'] / 60:.0f} min on {data['backend']}")
+    curve.set_title(f"{config['backbone']}: {flat['train.seconds'] / 60:.0f} min on "
+                    f"{data['provenance']['devices']['platform']}")
     curve.grid(alpha=0.3)
 
     f1 = [result["per_type"][t]["f1"] for t in types]
@@ -50,9 +55,25 @@ def main(_) -> None:
                 labels=["seen in training", "held out (zero-shot)"], loc="upper right")
     bars.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    out = path.with_suffix(".png")
+    out = workdir / "gliner.png"
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")
+
+
+def _unflatten_split(flat: dict, split: str) -> dict:
+    """``split``'s metrics from result.json's dotted keys (a type name may itself hold dots)."""
+    out: dict = {"per_type": {}, "unseen": None}
+    for key, value in flat.items():
+        if not key.startswith(f"{split}."):
+            continue
+        rest = key[len(split) + 1:]
+        if rest.startswith("per_type."):
+            name, _, field = rest[len("per_type."):].rpartition(".")
+            out["per_type"].setdefault(name, {})[field] = value
+        elif "." in rest:
+            group, _, field = rest.partition(".")
+            out[group] = {**(out.get(group) or {}), field: value}
+    return out
 
 
 if __name__ == "__main__":

@@ -6,9 +6,6 @@ the functions inside each round so that all of them see the same machine load. T
 the headline; the minimum and every time are kept, and so is the 1/5/15-minute load average
 before and after: on a shared machine a load above ``os.cpu_count()`` means other jobs ran
 too, and a claim about speed must say so.
-
-`limit_threads` pins XLA and torch to a number of CPU threads before either starts, so that
-two libraries timed on one machine do not oversubscribe it.
 """
 
 from __future__ import annotations
@@ -72,16 +69,3 @@ def measure(fns: Mapping[str, Callable[[], Any]], *, repeats: int, warmup: int =
             cpu[name].append(time.process_time() - t_cpu)
     load_after = os.getloadavg()
     return {name: Timing(tuple(wall[name]), tuple(cpu[name]), warmup, load_before, load_after) for name in fns}
-
-
-def limit_threads(threads: int) -> None:
-    """Pin XLA (before its backend starts) and torch to ``threads`` CPU threads; 0 leaves defaults."""
-    if threads <= 0:
-        return
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
-                               f"intra_op_parallelism_threads={threads}").strip()
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(threads)

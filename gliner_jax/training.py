@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -85,20 +86,24 @@ def make_batch(examples: Sequence[dict], tok, cfg, rng: np.random.Generator, *, 
     return batch
 
 
-def optimizer(train: ml_collections.ConfigDict, params: dict) -> optax.GradientTransformation:
-    """AdamW with one learning rate for the encoder and another (``others_lr``) for the head."""
+def schedules(train: ml_collections.ConfigDict) -> dict[str, optim.Schedule]:
+    """The learning-rate schedules of the encoder (``learning_rate``) and the head (``others_lr``)."""
     if train.lr_scheduler_type not in ("linear", "cosine"):
         raise ValueError(f"train.lr_scheduler_type={train.lr_scheduler_type!r} must be 'linear' or 'cosine'")
+    return {name: optim.hf_warmup_decay(lr, train.num_steps, train.warmup_ratio, train.lr_scheduler_type)
+            for name, lr in (("encoder", train.learning_rate), ("head", train.others_lr))}
 
-    def adamw(lr, wd):
-        schedule = optim.hf_warmup_decay(lr, train.num_steps, train.warmup_ratio, train.lr_scheduler_type)
-        return optax.adamw(schedule, weight_decay=wd, mask=optim.decay_mask)
 
+def optimizer(train: ml_collections.ConfigDict, params: dict) -> optax.GradientTransformation:
+    """AdamW with one learning rate for the encoder and another (``others_lr``) for the head."""
+    lr = schedules(train)
     labels = {k: ("encoder" if k == "encoder" else "head") for k in params}
     return optax.chain(
         optax.clip_by_global_norm(train.max_grad_norm),
-        optax.multi_transform({"encoder": adamw(train.learning_rate, train.weight_decay),
-                               "head": adamw(train.others_lr, train.others_weight_decay)}, labels),
+        optax.multi_transform({"encoder": optax.adamw(lr["encoder"], weight_decay=train.weight_decay,
+                                                      mask=optim.decay_mask),
+                               "head": optax.adamw(lr["head"], weight_decay=train.others_weight_decay,
+                                                   mask=optim.decay_mask)}, labels),
     )
 
 
@@ -122,6 +127,9 @@ def make_train_step(module: GLiNERModel, tx: optax.GradientTransformation, train
         (loss, spans), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, rng)
         updates, opt_state = tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        return params, opt_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), "spans": spans}
+        grad_norm = optax.tree.norm(grads)
+        # One flag the host fetches every step: a NaN/Inf loss or gradient poisons the params.
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        return params, opt_state, {"loss": loss, "grad_norm": grad_norm, "spans": spans, "finite": finite}
 
     return step

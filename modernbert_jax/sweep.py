@@ -185,12 +185,21 @@ def _absolute_spec(spec: str) -> str:
     raise SweepError(f"base config {path!r} not found in {os.getcwd()} or {config_lib.REPO_ROOT}")
 
 
+def _figure_metrics(figure: dict) -> list[str]:
+    metric = figure.get("metric")
+    return list(metric) if isinstance(metric, (list, tuple)) else [metric]
+
+
 def _check_figure(spec: str, figure: dict, metrics: tuple[str, ...], points: list[dict]) -> None:
     kind = figure.get("kind")
     if kind not in ("bar", "curve"):
         raise SweepError(f"sweep {spec}: figure.kind={kind!r} is not 'bar' or 'curve'")
-    if figure.get("metric") not in metrics:
-        raise SweepError(f"sweep {spec}: figure.metric={figure.get('metric')!r} is not one of metrics {metrics}")
+    for field in ("metric", "error"):
+        for m in _figure_metrics({"metric": figure[field]}) if field in figure else []:
+            if m not in metrics:
+                raise SweepError(f"sweep {spec}: figure.{field} {m!r} is not one of metrics {metrics}")
+    if "error" in figure and len(_figure_metrics({"metric": figure["error"]})) != len(_figure_metrics(figure)):
+        raise SweepError(f"sweep {spec}: figure.error needs one metric per figure.metric")
     if kind == "curve" and not any(figure.get("x") in p for p in points):
         raise SweepError(f"sweep {spec}: figure.x={figure.get('x')!r} is not a swept field")
 
@@ -468,22 +477,39 @@ def _label(overrides: dict[str, Any]) -> str:
 
 
 def _write_figure(figure: dict[str, Any], rows: list[Row], path: Path) -> None:
+    """A bar chart (one bar per row, or a group of bars per row when ``metric`` is a list) or a curve.
+
+    Error bars are the std over a row's seeds, or (``error``: one metric per plotted metric) a std
+    a point reports itself, as a protocol that runs its seeds inside one point does.
+    """
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display on a training machine
     import matplotlib.pyplot as plt
 
-    metric = figure["metric"]
-    rows = [r for r in rows if r.metrics[metric]]
-    stats = [_mean_std(r.metrics[metric]) for r in rows]
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(rows)) if figure["kind"] == "bar" else 5.0, 3.5))
+    plotted = _figure_metrics(figure)
+    errors = _figure_metrics({"metric": figure["error"]}) if "error" in figure else [None] * len(plotted)
+    rows = [r for r in rows if all(r.metrics[m] for m in plotted)]
+
+    def stats(row: Row, metric: str, error: str | None) -> tuple[float, float]:
+        mean, std = _mean_std(row.metrics[metric])
+        return (mean, _mean_std(row.metrics[error])[0]) if error and row.metrics[error] else (mean, std)
+
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(rows) * len(plotted)) if figure["kind"] == "bar" else 5.0, 3.5))
     if figure["kind"] == "bar":
-        ax.bar(range(len(rows)), [m for m, _ in stats], yerr=[s for _, s in stats], capsize=4)
+        width = 0.8 / len(plotted)
+        for i, (metric, error) in enumerate(zip(plotted, errors)):
+            values = [stats(r, metric, error) for r in rows]
+            ax.bar([j + (i - (len(plotted) - 1) / 2) * width for j in range(len(rows))], [m for m, _ in values],
+                   width=width, yerr=[e for _, e in values], capsize=4, label=metric)
         ax.set_xticks(range(len(rows)), [_label(r.overrides) for r in rows], fontsize=7)
+        if len(plotted) > 1:
+            ax.legend(fontsize=7)
     else:
         x = figure["x"]
         lines: dict[str, list[tuple[Any, float, float]]] = {}
-        for row, (mean, std) in zip(rows, stats):
+        for row in rows:
+            mean, std = stats(row, plotted[0], errors[0])
             rest = {k: v for k, v in row.overrides.items() if k != x}
             lines.setdefault(_label(rest).replace("\n", ", "), []).append((row.overrides.get(x), mean, std))
         for label, pts in lines.items():
@@ -493,7 +519,7 @@ def _write_figure(figure: dict[str, Any], rows: list[Row], path: Path) -> None:
         ax.set_xlabel(x)
         if len(lines) > 1:
             ax.legend(fontsize=7)
-    ax.set_ylabel(metric)
+    ax.set_ylabel(figure.get("ylabel") or ", ".join(plotted))
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)

@@ -1,6 +1,6 @@
 """The whole SetFit pipeline on a tiny random ModernBERT: it learns a separable task (single- and
 multi-label), distillation pulls the student towards the teacher, API, persistence, datasets,
-bad input."""
+bad input; the few-shot protocol resumes per seed and repeats itself."""
 
 import functools
 import itertools
@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modernbert_jax import config as config_lib, hf, model as model_lib
-from setfit_jax import DistillationTrainer, SetFitModel, Trainer, TrainingArguments, data
+from modernbert_jax import config as config_lib, hf, model as model_lib, sweep
+from setfit_jax import DistillationTrainer, SetFitModel, Trainer, TrainingArguments, data, fewshot
 
 TRAIN = [
     {"text": "arcade game with lasers", "label": "games"}, {"text": "space shooter game", "label": "games"},
@@ -44,20 +44,20 @@ def _separable_split():
 SEPARABLE_TRAIN, SEPARABLE_TEST = _separable_split()
 
 
-@functools.lru_cache(maxsize=2)
-def _backbone(seed: int = 0):
+@functools.lru_cache(maxsize=3)
+def _backbone(seed: int = 0, num_layers: int = 3):
     tokenizer = hf.load_tokenizer(gt.get_model_path())
     cfg = config_lib.model_config("tiny")
     with cfg.unlocked():
-        cfg.update(vocab_size=tokenizer.get_vocab_size(), hidden_size=32, num_layers=3, num_heads=2,
+        cfg.update(vocab_size=tokenizer.get_vocab_size(), hidden_size=32, num_layers=num_layers, num_heads=2,
                    intermediate_size=64, local_attention=8, pad_token_id=tokenizer.token_to_id("[PAD]"))
     module = model_lib.MaskedLM(cfg)  # e.g. a pretraining checkpoint: the MLM head is dropped
     return module, model_lib.init_params(module, jax.random.PRNGKey(seed)), tokenizer
 
 
-def tiny_modernbert(seed: int = 0, **kwargs) -> SetFitModel:
+def tiny_modernbert(seed: int = 0, num_layers: int = 3, **kwargs) -> SetFitModel:
     """A fresh SetFitModel on the random weights of ``seed`` (training never mutates the arrays)."""
-    module, params, tokenizer = _backbone(seed)
+    module, params, tokenizer = _backbone(seed, num_layers)
     return SetFitModel.from_encoder(module, params, tokenizer, max_seq_length=64, **kwargs)
 
 
@@ -216,3 +216,79 @@ def test_bad_training_input():
     with pytest.raises(ValueError, match=r"\['video'\] have no training example"):
         Trainer(declared, args=TrainingArguments(**FAST), train_dataset=TRAIN).train()
 
+
+@pytest.fixture(scope="module")
+def protocol_backbone(tmp_path_factory) -> str:
+    """A tiny random ModernBERT saved as a backbone directory (what ``backbone=modernbert`` names);
+    one layer, since every seed compiles its own training step."""
+    path = tmp_path_factory.mktemp("protocol") / "backbone"
+    tiny_modernbert(num_layers=1).save_pretrained(path)
+    return str(path)
+
+
+def _protocol_config(backbone: str, **changes):
+    """The protocol on 3 real Debian sections, 2 shots, 2 steps: seconds a seed, ours only."""
+    cfg = config_lib.load_config("configs/setfit.py:backbone=modernbert,shots=2,seeds=3")
+    cfg.backbone_path = backbone
+    cfg.num_classes, cfg.test_per_class, cfg.reference, cfg.threads = 3, 4, False, 0
+    cfg.train.max_steps, cfg.train.batch_size = 2, 4
+    for field, value in changes.items():
+        cfg[field] = value
+    return cfg
+
+
+def _seed_rows(workdir, seeds):
+    return [json.loads((workdir / fewshot.SEEDS_DIR / f"{s}.json").read_text()) for s in seeds]
+
+
+def test_interrupted_protocol_resumes_at_the_seed_it_was_on(protocol_backbone, tmp_path, monkeypatch, capsys):
+    # The protocol around training is under test here (the next test trains for real): a stand-in
+    # run_ours with a result per seed, interrupted once on seed 1.
+    cfg = _protocol_config(protocol_backbone)
+    calls = []
+
+    def interrupted_once_on_seed_1(config, backbone, train, test, seed):
+        calls.append(seed)
+        if calls == [0, 1]:
+            raise RuntimeError("interrupted")
+        assert len(train[0]) == 3 * config.shots and len(test[0]) == 3 * config.test_per_class
+        return {"accuracy": 0.25 + 0.125 * seed, "train_seconds": 1.0 + seed}
+
+    monkeypatch.setattr(fewshot, "run_ours", interrupted_once_on_seed_1)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        fewshot.run_protocol(cfg, str(tmp_path))
+    seed_0 = tmp_path / fewshot.SEEDS_DIR / "0.json"
+    assert [p.name for p in seed_0.parent.iterdir()] == ["0.json"]  # seed 1 left nothing behind
+    before = seed_0.read_bytes(), seed_0.stat().st_mtime_ns
+    capsys.readouterr()
+
+    summary = fewshot.run_protocol(cfg, str(tmp_path))
+    assert calls == [0, 1, 1, 2]  # seed 0 was not run again
+    assert "seeds [0] finished before" in capsys.readouterr().out
+    assert (seed_0.read_bytes(), seed_0.stat().st_mtime_ns) == before
+    rows = _seed_rows(tmp_path, cfg.seeds)
+    assert [r["seed"] for r in rows] == [0, 1, 2]
+    assert summary["ours"]["n"] == 3 and "reference" not in summary
+    accuracy = [100 * r["ours"]["accuracy"] for r in rows]
+    assert summary["ours"]["accuracy_mean"] == pytest.approx(np.mean(accuracy))
+    assert summary["ours"]["accuracy_std"] == pytest.approx(np.std(accuracy, ddof=1))
+    assert summary["ours"]["train_seconds_mean"] == pytest.approx(np.mean([r["ours"]["train_seconds"] for r in rows]))
+    assert summary["train_size"] == 3 * cfg.shots and summary["test_size"] == 3 * cfg.test_per_class
+
+    # As a sweep point: nothing runs again, and result.json carries the summary and provenance.
+    result = sweep.run_point("setfit", cfg, tmp_path)
+    assert calls == [0, 1, 1, 2]
+    assert result["metrics"]["ours.accuracy_mean"] == summary["ours"]["accuracy_mean"]
+    assert result["provenance"]["config"] == cfg.to_dict() and result["provenance"]["data_hash"].startswith("sha256:")
+    # Seed rows of another config are never averaged in: the workdir refuses it, naming the field.
+    with pytest.raises(sweep.SweepError, match="shots"):
+        fewshot.run_protocol(_protocol_config(protocol_backbone, shots=3), str(tmp_path))
+
+
+def test_protocol_seed_repeats_in_a_fresh_workdir(protocol_backbone, tmp_path):
+    cfg = _protocol_config(protocol_backbone, seeds=[1])
+    for run in ("a", "b"):
+        fewshot.run_protocol(cfg, str(tmp_path / run))
+    (a,), (b,) = _seed_rows(tmp_path / "a", [1]), _seed_rows(tmp_path / "b", [1])
+    assert a["ours"]["steps"] == cfg.train.max_steps
+    assert (a["ours"]["accuracy"], a["ours"]["final_loss"]) == (b["ours"]["accuracy"], b["ours"]["final_loss"])

@@ -353,3 +353,17 @@ def test_adamw_ablation_decays_as_stable_adamw_and_differs_only_in_update_clippi
     assert float(jnp.abs(updates["adamw"][1]).max()) > 3 * float(jnp.abs(updates["stable_adamw"][1]).max())
     with pytest.raises(ValueError, match="optimizer.name='sgd'"):
         loop.make_optimizer(make_config(tokenizer, **{"optimizer.name": "sgd"}))
+
+
+def test_rerun_of_a_finished_run_reports_its_final_metrics(reference, tokenizer, tmp_path):
+    """A run killed after its last checkpoint (before its caller wrote a result) is finished on rerun:
+    the summary carries the final train and eval metrics it logged, not empty dicts."""
+    workdir = str(tmp_path / "run")
+    shutil.copytree(reference, workdir)
+    summary = loop.train(make_config(tokenizer), workdir)
+    lines = read_jsonl(os.path.join(reference, "metrics.jsonl"))
+    final_eval = [r for r in lines if r["split"] == "eval"][-1]
+    final_train = [r for r in lines if r["split"] == "train"][-1]
+    assert summary["eval"]["loss"] == final_eval["loss"] and summary["eval"]["accuracy"] == final_eval["accuracy"]
+    assert summary["train"]["loss"] == final_train["loss"]
+    assert len(read_jsonl(os.path.join(workdir, "metrics.jsonl"))) == len(lines)  # nothing retrained or relogged

@@ -162,6 +162,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                     bar.update(1)
                     bar.set_postfix(loss=f"{float(m['loss']):.3f}", acc=f"{float(m['accuracy']):.3f}",
                                     eval_acc=f"{last_eval.get('accuracy', float('nan')):.3f}")
+            if start_step >= cfg.total_steps:
+                # Finished before (killed after its last checkpoint, or rerun): report what it logged then.
+                last_train, last_eval = _logged_at(workdir, cfg.total_steps)
             checkpointer.wait()
             _console(bar, f"checkpoint step {checkpointer.latest_step()} in {checkpointer.directory}")
         finally:
@@ -174,6 +177,14 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     if cfg.export_hf:
         _export_hf(os.path.join(workdir, "hf"), module, state.params, tokenizer)
     return {"train": last_train, "eval": last_eval, "step": int(state.step), "tokens_seen": tokens_seen}
+
+
+def _logged_at(workdir: str, step: int) -> tuple[dict, dict]:
+    """The last train and eval records that ``workdir/metrics.jsonl`` holds for ``step``."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    records = metrics_lib.read_jsonl(path) if os.path.exists(path) else []
+    last = {r["split"]: r for r in records if r["step"] == step}
+    return tuple({k: v for k, v in last.get(split, {}).items() if k not in ("step", "split")} for split in ("train", "eval"))
 
 
 def _export_hf(path: str, module, params, tokenizer) -> None:
