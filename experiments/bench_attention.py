@@ -1,25 +1,26 @@
 r"""Benchmark the attention backends: time and achieved TFLOP/s, forward and forward+backward.
 
 GPU (bf16, head_dim 64, 12 heads, ~16k tokens per batch):
-  python -m experiments.bench_attention
+  python -m experiments.bench_attention --out=experiments/results/bench_attention_gpu.json
 compares xla (dense masked), blocked (pure JAX) and pallas (fused kernel), local (w=64) and
 global, for T in {512, 1024, 8192, 16384}, plus PyTorch FlexAttention with a sliding-window +
 document block mask when torch with CUDA is importable.
 
 CPU (float32, small batch): blocked local vs dense at T=8192:
-  .venv/bin/python -m experiments.bench_attention --cpu
+  .venv/bin/python -m experiments.bench_attention --cpu --out=experiments/results/bench_attention_cpu.json
 
 FLOPs count only visible (query, key) pairs: 4*D per pair forward (QK^T and PV) and 10*D
 backward (five matmuls), the usual flash-attention convention. Times are medians of at least
 3 calls after one warm-up call (`experiments.timing`; forward and forward+backward interleaved).
-Configurations that run out of memory are recorded as skipped. Results go to --out as JSON
-(each record's ``window`` is the half-width w, None for global) and a table is printed.
+Configurations that run out of memory are recorded as skipped. Results go to --out (required)
+as JSON with the provenance block (each record's ``window`` is the half-width w, None for global),
+rewritten after every configuration, and a table is printed. A file at --out holding a result of
+another commit is refused before anything runs unless --overwrite.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
 from typing import Callable, Optional
 
@@ -32,12 +33,14 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from experiments.timing import measure  # noqa: E402
+from modernbert_jax import provenance  # noqa: E402
 from modernbert_jax.kernels.blocked import blocked_attention  # noqa: E402
 from modernbert_jax.kernels.pallas_attention import BlockSizes, flash_attention  # noqa: E402
 from modernbert_jax.kernels.reference import xla_attention  # noqa: E402
 
 _CPU = flags.DEFINE_bool("cpu", False, "CPU mode: blocked local vs dense at T=8192 only.")
-_OUT = flags.DEFINE_string("out", None, "JSON path; default experiments/results/bench_attention_<backend>[_sweep].json.")
+_OUT = flags.DEFINE_string("out", None, "JSON path, e.g. experiments/results/bench_attention_<backend>[_sweep].json.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a result of another commit at --out.")
 _SEQ_LENS = flags.DEFINE_list("seq_lens", ["512", "1024", "8192", "16384"], "Sequence lengths (GPU mode).")
 _TOKENS = flags.DEFINE_integer("tokens", 16384, "Tokens per batch: batch = max(1, tokens // T).")
 _HEADS = flags.DEFINE_integer("heads", 12, "Attention heads (GPU mode; CPU mode uses 2).")
@@ -55,6 +58,7 @@ _SWEEP = flags.DEFINE_bool(
     "pallas_sweep", False, "Instead of the table: time candidate Pallas tile shapes at T=8192, local and global."
 )
 _SEED = flags.DEFINE_integer("seed", 0, "PRNG seed for the inputs.")
+flags.mark_flag_as_required("out")
 
 # Candidate (block_q, block_k, block_q_dq, block_k_dq, block_q_dkv, block_k_dkv, num_warps) for --pallas_sweep.
 SWEEP_CANDIDATES = (
@@ -208,6 +212,7 @@ def ratio(records, slow: tuple, fast: tuple, key: str) -> Optional[float]:
 
 def main(argv: list[str]) -> None:
     del argv
+    out = provenance.ResultFile(_OUT.value, overwrite=_OVERWRITE.value)
     backend = jax.default_backend()
     half_window = _HALF_WINDOW.value
     records: list[dict] = []
@@ -218,8 +223,6 @@ def main(argv: list[str]) -> None:
         impl_names = list(jax_impls(backend))
     impls = jax_impls(backend)
     use_flex = not _CPU.value and flex_available()
-    suffix = "cpu" if _CPU.value else backend + ("_sweep" if _SWEEP.value else "")
-    out = _OUT.value or os.path.join("experiments", "results", f"bench_attention_{suffix}.json")
 
     def add(record: dict) -> None:
         records.append(record)
@@ -252,7 +255,7 @@ def main(argv: list[str]) -> None:
     print("\nspeed-up ratios (time of the first / time of the second, >1 means the second is faster):")
     for name, value in ratios.items():
         print(f"  {name:<40} {'n/a' if value is None else f'{value:.2f}x'}")
-    print(f"wrote {out}")
+    print(f"wrote {out.path}")
 
 
 def compute_ratios(records: list[dict], half_window: int) -> dict:
@@ -268,26 +271,20 @@ def compute_ratios(records: list[dict], half_window: int) -> dict:
     return ratios
 
 
-def write_results(out: str, records: list[dict], ratios: dict) -> None:
+def write_results(out: provenance.ResultFile, records: list[dict], ratios: dict) -> None:
     """Rewritten after every configuration, so a run cut short by a time limit keeps its results."""
-    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     device = jax.devices()[0]
-    with open(out, "w") as f:
-        json.dump(
-            {
-                "backend": jax.default_backend(),
-                "device": getattr(device, "device_kind", str(device)),
-                "jax_version": jax.__version__,
-                "seed": _SEED.value,
-                "pallas_blocks": _PALLAS_BLOCKS.value,
-                "pallas_num_warps": _PALLAS_WARPS.value,
-                "pallas_num_stages": _PALLAS_STAGES.value,
-                "results": records,
-                "ratios": ratios,
-            },
-            f,
-            indent=2,
-        )
+    out.write(
+        {
+            "backend": jax.default_backend(),
+            "device": getattr(device, "device_kind", str(device)),
+            "results": records,
+            "ratios": ratios,
+        },
+        config=provenance.command_line_config(),
+        seed=_SEED.value,
+        peers=("torch",) if any(r["impl"] == "flex" for r in records) else (),
+    )
 
 
 if __name__ == "__main__":

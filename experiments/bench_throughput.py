@@ -2,20 +2,22 @@
 
 Same machine, same config, same weights (ours are written out and loaded by transformers),
 same sequences. Two settings from the ModernBERT paper: ``fixed`` (every sequence T tokens)
-and ``variable`` (lengths ~ Normal(T/2, variance T/8), the paper's 256 ± 8 at T=512). On the
-variable setting `transformers` pads each batch to its longest sequence; we pack sequences
-into rows of T (ModernBERT's unpadding) — each side in its own best form. Tokens/s counts
-real (non-padding) tokens only.
+and ``variable`` (lengths ~ Normal(T/2, standard deviation T/8), the paper's 256 ± 64 at
+T=512: `experiments.efficiency.sequence_lengths`). On the variable setting `transformers` pads
+each batch to its longest sequence; we pack sequences into rows of T (ModernBERT's unpadding) —
+each side in its own best form. Tokens/s counts real (non-padding) tokens only.
 
-    python -m experiments.bench_throughput --variant=base --seq_len=512 --num_sequences=16
+    python -m experiments.bench_throughput --variant=base --seq_len=512 --num_sequences=16 \
+        --out=experiments/results/bench_throughput_cpu.json
 
 Each side: one warm-up call, then ``--repeats`` timed calls; tokens/s from the median
 (`experiments.timing`, which also records the minimum, every time and the load average).
+The JSON at ``--out`` (required) carries the provenance block; a file there holding a result of
+another commit is refused before anything runs unless ``--overwrite``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -25,9 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
+from experiments import efficiency
 from experiments.timing import Timing, measure
 from modernbert_jax import config as config_lib
-from modernbert_jax import hf, model
+from modernbert_jax import hf, model, provenance
 from modernbert_jax.data import packing
 
 VARIANT = flags.DEFINE_string("variant", "base", "model size: tiny | base | large")
@@ -36,16 +39,10 @@ NUM_SEQ = flags.DEFINE_integer("num_sequences", 16, "sequences per timed call")
 REPEATS = flags.DEFINE_integer("repeats", 5, "timed repetitions (median reported)")
 DTYPE = flags.DEFINE_string("dtype", None, "compute dtype; default float32 on CPU, bfloat16 on GPU")
 IMPL = flags.DEFINE_string("impl", "auto", "our attention backend: xla | blocked | pallas | auto")
-OUT = flags.DEFINE_string("out", None, "JSON output path (default experiments/results/bench_throughput_<backend>.json)")
+OUT = flags.DEFINE_string("out", None, "JSON output path, e.g. experiments/results/bench_throughput_<backend>.json")
+OVERWRITE = flags.DEFINE_bool("overwrite", False, "replace a result of another commit at --out")
 SEED = flags.DEFINE_integer("seed", 0, "seed for weights and sequences")
-
-
-def sequences(mode: str, n: int, seq_len: int, vocab: int, rng: np.random.Generator) -> list[np.ndarray]:
-    if mode == "fixed":
-        lengths = np.full(n, seq_len)
-    else:
-        lengths = np.clip(np.rint(rng.normal(seq_len / 2, np.sqrt(seq_len / 8), n)), 8, seq_len).astype(int)
-    return [rng.integers(5, vocab, size=int(L)) for L in lengths]
+flags.mark_flag_as_required("out")
 
 
 def bench_ours(module, params, seqs: list[np.ndarray], seq_len: int, repeats: int) -> Timing:
@@ -79,6 +76,7 @@ def main(_):
     import torch
     import transformers
 
+    out = provenance.ResultFile(OUT.value, overwrite=OVERWRITE.value)
     backend = jax.default_backend()
     dtype = DTYPE.value or ("bfloat16" if backend == "gpu" else "float32")
     cfg = config_lib.model_config(VARIANT.value).copy_and_resolve_references()
@@ -95,10 +93,10 @@ def main(_):
     rng = np.random.default_rng(SEED.value)
     results = {"device": str(jax.devices()[0].device_kind), "backend": backend, "variant": VARIANT.value,
                "seq_len": SEQ_LEN.value, "num_sequences": NUM_SEQ.value, "dtype": dtype, "impl": IMPL.value,
-               "jax": jax.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
                "settings": {}}
     for mode in ("fixed", "variable"):
-        seqs = sequences(mode, NUM_SEQ.value, SEQ_LEN.value, cfg.vocab_size, rng)
+        seqs = efficiency.sequences(efficiency.sequence_lengths(mode, NUM_SEQ.value, SEQ_LEN.value, rng),
+                                    cfg.vocab_size, rng)
         tokens = sum(len(s) for s in seqs)
         t_ours = bench_ours(module, params, seqs, SEQ_LEN.value, REPEATS.value)
         t_ref = bench_transformers(ref, seqs, device, torch_dtype, REPEATS.value)
@@ -109,10 +107,8 @@ def main(_):
         results["settings"][mode] = row
         print(f"{mode:9s} ours {row['ours_tokens_per_s']:10.0f} tok/s | transformers "
               f"{row['transformers_tokens_per_s']:10.0f} tok/s | ratio {row['ratio_ours_over_transformers']:.2f}x")
-    out = Path(OUT.value or Path(__file__).parent / "results" / f"bench_throughput_{backend}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out}")
+    out.write(results, config=provenance.command_line_config(), seed=SEED.value, peers=("torch", "transformers"))
+    print(f"wrote {out.path}")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,20 @@
 """How a trained GLiNER's F1 depends on how many negative types share the prompt.
 
-    python -m experiments.gliner_prompt_sweep --model=DIR [--model=DIR2 ...] [--negatives=0,3,8,all]
+    python -m experiments.gliner_prompt_sweep --model=DIR [--model=DIR2 ...] [--negatives=0,3,8,all] \
+        --out=experiments/results/gliner_prompt_sweep.json
 
 Each test paragraph is prompted with its own gold types plus ``k`` other types of the split
 (drawn at random, seeded, order shuffled); ``k=all`` is the evaluation protocol of
 ``experiments.train_gliner`` (every type in the prompt). ``k=0`` leaks which types are present and
 is not a result to report; the curve from ``k=0`` to ``all`` shows whether a model finds the
-spans but cannot choose among many prompted types. Writes a JSON and a PNG (F1 against ``k``,
-one line per model, seen and held-out types apart) to ``experiments/results/``.
+spans but cannot choose among many prompted types. Writes the JSON at ``--out`` (required; with
+the provenance block, whose data hash covers the test split and every model directory) and a PNG
+beside it (F1 against ``k``, one line per model, seen and held-out types apart). A JSON there
+holding a result of another commit is refused before anything runs unless ``--overwrite``.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +23,16 @@ from absl import app, flags
 
 from gliner_jax import GLiNER, decoding, metrics
 from gliner_jax.data import pydocs, tfds_pydocs
+from modernbert_jax import provenance
 
-_MODELS = flags.DEFINE_multi_string("model", None, "trained GLiNER directories (train_gliner --config.save_dir)")
+_MODELS = flags.DEFINE_multi_string("model", None, "trained GLiNER directories (a train_gliner workdir's model/)")
 _NAMES = flags.DEFINE_list("names", [], "legend names, one per --model ('' = the directory names)")
 _NEGATIVES = flags.DEFINE_list("negatives", ["0", "1", "3", "8", "all"], "negative types per prompt ('all' = every type)")
 _EXAMPLES = flags.DEFINE_integer("examples", 300, "test paragraphs (a seeded sample)")
 _SEED = flags.DEFINE_integer("seed", 0, "sample and negative-type seed")
-_OUT = flags.DEFINE_string("out", "experiments/results/gliner_prompt_sweep.json", "results JSON (PNG beside it)")
-flags.mark_flags_as_required(["model"])
+_OUT = flags.DEFINE_string("out", None, "results JSON, PNG beside it (experiments/results/gliner_prompt_sweep.json)")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "replace a result of another commit at --out")
+flags.mark_flags_as_required(["model", "out"])
 
 
 def sweep(model: GLiNER, examples: list[dict], all_types: list[str], negatives: list[str], seed: int) -> dict:
@@ -73,6 +77,7 @@ def plot(results: dict, negatives: list[str], path: Path) -> None:
 
 
 def main(_) -> None:
+    out = provenance.ResultFile(_OUT.value, overwrite=_OVERWRITE.value)
     names = _NAMES.value or [Path(m).name for m in _MODELS.value]
     if len(names) != len(_MODELS.value):
         raise ValueError(f"--names has {len(names)} entries for {len(_MODELS.value)} --model directories")
@@ -84,14 +89,13 @@ def main(_) -> None:
     all_types = sorted({label for ex in test for _, _, label in ex["ner"]})
     results = {name: sweep(GLiNER.from_pretrained(path), examples, all_types, _NEGATIVES.value, _SEED.value)
                for name, path in zip(names, _MODELS.value)}
-    out = Path(_OUT.value)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"models": dict(zip(names, _MODELS.value)), "examples": len(examples),
-                               "types": all_types, "seed": _SEED.value, "results": results}, indent=1))
-    plot(results, _NEGATIVES.value, out.with_suffix(".png"))
+    out.write({"models": dict(zip(names, _MODELS.value)), "examples": len(examples), "types": all_types,
+               "results": results}, config=provenance.command_line_config(), seed=_SEED.value,
+              data_paths=[tfds_pydocs.prepare().data_dir, *_MODELS.value])
+    plot(results, _NEGATIVES.value, out.path.with_suffix(".png"))
     for name, by_k in results.items():
         print(name, {k: round(v["micro"]["f1"], 3) for k, v in by_k.items()})
-    print(f"wrote {out} and {out.with_suffix('.png')}")
+    print(f"wrote {out.path} and {out.path.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

@@ -1,22 +1,23 @@
 r"""One-shot GPU check of the attention kernels: kernel tests compiled for the GPU, then the benchmark.
 
-Run from the repository root on the GPU machine (JAX with CUDA, torch with CUDA; no
-ml_collections needed):
+Run from the repository root on the GPU machine (JAX with CUDA, torch with CUDA):
 
-  python -m experiments.gpu_attention_check
+  python -m experiments.gpu_attention_check [--overwrite]
 
 Writes under $OUT (default experiments/results):
   attention_tests_gpu.log / .xml   pytest of tests/test_attention_kernels.py (compiled kernels on GPU)
   bench_attention_gpu.json / .log  python -m experiments.bench_attention
-  gpu_attention_check.json         exit codes, timings and versions of both steps
+  gpu_attention_check.json         exit codes, timings and versions of both steps, and provenance
 Each step runs in its own process under a time limit, so the whole check ends in ~5 minutes.
-If the GPU machine's Python has no pytest, carry the pure-Python pytest packages of the CPU
-venv (see --pytest_site); they are put on the test step's path, nothing else from the venv.
+Both JSONs carry the provenance block; one there holding a result of another commit is refused
+unless ``--overwrite`` (passed on to the benchmark). The provenance block needs ml_collections:
+install its wheel first (``pip install --no-deps ml_collections-*.whl``, see the device notes).
+If the GPU machine's Python lacks pytest, its pure-Python packages are borrowed from the CPU venv
+(see --venv_site) and put on the test step's path, nothing else from the venv.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -25,41 +26,48 @@ import time
 
 from absl import app, flags
 
+from modernbert_jax import provenance
+
 _TEST_TIMEOUT = flags.DEFINE_integer("test_timeout", 150, "Seconds allowed for the kernel tests.")
 _BENCH_TIMEOUT = flags.DEFINE_integer("bench_timeout", 180, "Seconds allowed for the benchmark.")
-_PYTEST_SITE = flags.DEFINE_string(
-    "pytest_site",
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace results of another commit under $OUT.")
+_VENV_SITE = flags.DEFINE_string(
+    "venv_site",
     ".venv/lib/python3.11/site-packages",
     "Where to borrow pytest (pure Python) from if the GPU machine's Python lacks it.",
 )
 # Probing the interpreter (imports only) takes seconds; far longer means it hangs.
 _PROBE_TIMEOUT_S = 120
-# pytest and its pure-Python dependencies: safe to borrow across Python versions.
-_PYTEST_PACKAGES = ("_pytest", "pytest", "py.py", "pluggy", "iniconfig", "packaging", "pygments")
+# Each borrowable module with its pure-Python packages: safe to borrow across Python versions
+# (PyYAML's C extension fails to load on another Python and PyYAML falls back to pure Python).
+_BORROWABLE = {
+    "pytest": ("_pytest", "pytest", "py.py", "pluggy", "iniconfig", "packaging", "pygments"),
+}
 
 
-def pytest_path() -> str | None:
-    """None if pytest imports here; else a directory linking only pytest's own packages."""
+def borrowed_path(module: str) -> str | None:
+    """None if ``module`` imports here; else a directory linking only its packages from the venv."""
     try:
-        if subprocess.run([sys.executable, "-c", "import pytest"], capture_output=True,
+        if subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
                           timeout=_PROBE_TIMEOUT_S).returncode == 0:
             return None
     except subprocess.TimeoutExpired:
-        pass  # a hanging import is no usable pytest: borrow one
-    borrowed = tempfile.mkdtemp(prefix="pytest_site_")
-    for name in _PYTEST_PACKAGES:
-        source = os.path.abspath(os.path.join(_PYTEST_SITE.value, name))
+        pass  # a hanging import is no usable module: borrow one
+    borrowed = tempfile.mkdtemp(prefix=f"{module}_site_")
+    for name in _BORROWABLE[module]:
+        source = os.path.abspath(os.path.join(_VENV_SITE.value, name))
         if os.path.exists(source):
             os.symlink(source, os.path.join(borrowed, name))
-    print(f"pytest missing: borrowing {sorted(os.listdir(borrowed))} from {_PYTEST_SITE.value}", flush=True)
+    print(f"{module} missing: borrowing {sorted(os.listdir(borrowed))} from {_VENV_SITE.value}", flush=True)
     return borrowed
 
 
-def run_step(name: str, command: list[str], timeout: int, log_path: str, extra_path: str | None = None) -> dict:
+def run_step(name: str, command: list[str], timeout: int, log_path: str,
+             extra_paths: tuple[str | None, ...] = ()) -> dict:
     """Run one step with its output in a log; a timeout is recorded, not raised."""
     # tests/conftest.py defaults JAX_PLATFORMS to cpu; the point here is the GPU.
     env = dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false", JAX_PLATFORMS="cuda")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH"), extra_path]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH"), *extra_paths]))
     start = time.time()
     with open(log_path, "w") as log:
         try:
@@ -77,6 +85,7 @@ def main(argv: list[str]) -> None:
     del argv
     out = os.environ.get("OUT") or os.path.join("experiments", "results")
     os.makedirs(out, exist_ok=True)
+    summary_file = provenance.ResultFile(os.path.join(out, "gpu_attention_check.json"), overwrite=_OVERWRITE.value)
     try:
         versions = subprocess.run(
             [sys.executable, "-c", "import jax; print(jax.__version__, jax.default_backend(), jax.devices())"],
@@ -95,16 +104,17 @@ def main(argv: list[str]) -> None:
          f"--junitxml={os.path.join(out, 'attention_tests_gpu.xml')}", "tests/test_attention_kernels.py"],
         _TEST_TIMEOUT.value,
         os.path.join(out, "attention_tests_gpu.log"),
-        extra_path=pytest_path(),
+        extra_paths=(borrowed_path("pytest"),),
     )
     summary["bench"] = run_step(
         "benchmark",
-        [sys.executable, "-m", "experiments.bench_attention", f"--out={os.path.join(out, 'bench_attention_gpu.json')}"],
+        [sys.executable, "-m", "experiments.bench_attention", f"--out={os.path.join(out, 'bench_attention_gpu.json')}",
+         f"--overwrite={str(_OVERWRITE.value).lower()}"],
         _BENCH_TIMEOUT.value,
         os.path.join(out, "bench_attention_gpu.log"),
+        extra_paths=(collections_path,),
     )
-    with open(os.path.join(out, "gpu_attention_check.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    summary_file.write(summary, config=provenance.command_line_config(), seed=None)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,12 @@ The block names the git commit (and whether the tree had uncommitted changes), t
 command, the full resolved config, the library versions, the devices, the seed, a content hash
 of the data the run read, the host and the UTC time, so a table can be traced back to, and
 regenerated from, what produced each of its numbers.
+
+A script (``experiments/bench_*``) records its arguments as the config and writes through a
+`ResultFile`, claimed when it starts so that a refused path fails before the measurement:
+
+    out = ResultFile(flags_out, overwrite=flags_overwrite)    # at start
+    out.write(result, config=command_line_config(), seed=seed, data_paths=paths_read)
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import ml_collections
 
@@ -35,10 +41,12 @@ _LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")
 
 
 def provenance(
-    config: ml_collections.ConfigDict, *, seed: int, data_hash: str, peers: Sequence[str] = ()
+    config: ml_collections.ConfigDict | Mapping[str, Any], *, seed: int | None, data_hash: str,
+    peers: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The provenance block of a run of ``config`` (see the module docstring).
 
+    ``config``: an experiment's ConfigDict, or a script's arguments as a plain mapping.
     ``peers``: distributions of reference libraries that ran in the same measurement, e.g.
     ``("torch", "setfit")``; their versions are recorded beside ours.
     """
@@ -49,7 +57,7 @@ def provenance(
         "git": _git_state(),
         "command": shlex.join(sys.orig_argv),
         "cwd": os.getcwd(),
-        "config": config.to_dict(),
+        "config": config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config),
         "versions": {"python": platform.python_version(), **_versions((*_LIBRARIES, *peers))},
         "devices": {"platform": devices[0].platform, "kind": devices[0].device_kind, "count": len(devices),
                     "processes": jax.process_count()},
@@ -149,3 +157,51 @@ def write_result(path: str | os.PathLike, result: dict[str, Any], *, overwrite: 
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def command_line_config() -> dict[str, Any]:
+    """The running script's own absl flags with their parsed values: a script's resolved arguments.
+
+    absl files the flags of the ``__main__`` module under ``sys.argv[0]``; library flags (absl's
+    logging, JAX's) are left out.
+    """
+    from absl import flags
+
+    return {flag.name: flag.value for flag in flags.FLAGS.get_flags_for_module(sys.argv[0])}
+
+
+class ResultFile:
+    """The JSON result a script writes, with its provenance block, to a path the user named.
+
+    Claimed when the script starts: a file already there may be replaced only if it holds a
+    result of the same git commit (a re-measurement; uncommitted changes are not compared, the
+    block records them); a result of another
+    commit, or one without provenance, is refused unless ``overwrite``, so a committed result is
+    never replaced by accident, and the refusal comes before the measurement, not after it.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, overwrite: bool = False):
+        self.path = Path(path)
+        if self.path.exists() and not overwrite:
+            self._check_same_commit()
+
+    def _check_same_commit(self) -> None:
+        try:
+            recorded = json.loads(self.path.read_text(encoding="utf-8")).get("provenance", {}).get("git", {})
+        except (ValueError, AttributeError):  # not JSON, or not an object: nothing says what made it
+            recorded = {}
+        commit, now = recorded.get("commit"), _git_state().get("commit")
+        if commit is None or commit != now:
+            made_by = f"commit {commit}" if commit else "an unknown commit (no provenance)"
+            raise FileExistsError(f"{self.path} holds a result of {made_by}, this checkout is at "
+                                  f"{now or 'no known commit'}: pass --overwrite to replace it, or another --out")
+
+    def write(self, result: Mapping[str, Any], *, config: ml_collections.ConfigDict | Mapping[str, Any],
+              seed: int | None, data_paths: Iterable[str | os.PathLike] = (), peers: Sequence[str] = ()
+              ) -> dict[str, Any]:
+        """Write ``result`` plus ``provenance`` (``data_paths``: what the script read, hashed) atomically;
+        may be called again as results accumulate. Returns what was written."""
+        block = provenance(config, seed=seed, data_hash=data_hash(data_paths), peers=peers)
+        full = {**result, "provenance": block}
+        write_result(self.path, full, overwrite=True)
+        return full

@@ -274,6 +274,23 @@ def test_write_result_is_atomic_and_never_replaces_another_result(tmp_path):
     assert os.listdir(tmp_path) == ["result.json"]  # no temporary file left behind
 
 
+def test_a_scripts_result_file_replaces_only_a_result_of_the_same_commit(monkeypatch, tmp_path):
+    monkeypatch.setattr(provenance_lib, "_git_state", lambda: {"commit": "a" * 40, "dirty": False})
+    path = tmp_path / "bench.json"
+    path.write_text('{"tokens_per_s": 1.0}')  # recorded before results carried provenance
+    with pytest.raises(FileExistsError, match="no provenance"):
+        provenance_lib.ResultFile(path)
+    written = provenance_lib.ResultFile(path, overwrite=True).write({"tokens_per_s": 2.0}, config={"repeats": 3},
+                                                                    seed=0)
+    assert json.loads(path.read_text()) == written
+    assert written["provenance"]["config"] == {"repeats": 3}
+    provenance_lib.ResultFile(path).write({"tokens_per_s": 3.0}, config={}, seed=0)  # same commit: re-measured
+    assert json.loads(path.read_text())["tokens_per_s"] == 3.0
+    monkeypatch.setattr(provenance_lib, "_git_state", lambda: {"commit": "b" * 40, "dirty": False})
+    with pytest.raises(FileExistsError, match=f"result of commit {'a' * 40}"):
+        provenance_lib.ResultFile(path)  # a later commit refuses it, before anything is measured
+
+
 def test_data_hash_follows_content_not_location_or_order(tmp_path):
     data = tmp_path / "a"
     (data / "sub").mkdir(parents=True)
