@@ -85,7 +85,7 @@ def bench_jax(model_cfg, batches, steps: int, warmup: int, seed: int, steps_per_
     mesh = sharding.make_mesh({"data": -1, "fsdp": 1, "tensor": 1})
     with sharding.activate(mesh, DEFAULT_SHARDING_RULES):
         p_shard = sharding.param_shardings(module, mesh, DEFAULT_SHARDING_RULES, jnp.zeros((1, seq_len), jnp.int32))
-        s_shard = state_lib.state_shardings(p_shard, mesh)
+        s_shard = state_lib.state_shardings(module, tx, p_shard, mesh, seq_len)
         state = state_lib.init_state(module, tx, jax.random.key(seed), s_shard, seq_len)
         train_step = jax.jit(step_lib.make_train_step(module, tx, schedule, seed=seed, use_dropout=False),
                              donate_argnums=(0,))

@@ -161,7 +161,7 @@ def test_loss_decreases_on_a_small_batch(tokenizer):
     batch = {k: v[None] for k, v in pipeline.next_batch().items()}
     with sharding.activate(mesh, rules):
         p_shard = sharding.param_shardings(module, mesh, rules, np.zeros((1, 64), np.int32))
-        shardings = state_lib.state_shardings(p_shard, mesh)
+        shardings = state_lib.state_shardings(module, tx, p_shard, mesh, 64)
         state = state_lib.init_state(module, tx, jax.random.key(0), shardings, 64)
         step = jax.jit(step_lib.make_train_step(module, tx, schedule, seed=0, use_dropout=False))
         losses = []
@@ -329,6 +329,15 @@ def test_finished_workdir_is_a_backbone_for_gliner_and_setfit(reference, tokeniz
     setfit = SetFitModel.from_pretrained(workdir)
     emb = setfit.encode(["def f(): pass", "import os"])
     assert emb.shape == (2, 64) and np.isfinite(emb).all()
+
+
+def test_adamw_ablation_trains_and_resumes(tokenizer, tmp_path):
+    """The optimiser state of optax's AdamW (nested, masked) is laid out, checkpointed and restored too."""
+    cfg = make_config(tokenizer, total_steps=3, checkpoint_every=2, eval_every=0, **{"optimizer.name": "adamw"})
+    summary = loop.train(cfg, str(tmp_path))
+    assert summary["step"] == 3 and np.isfinite(summary["train"]["loss"])
+    shutil.rmtree(tmp_path / "checkpoints" / "3")  # resume from step 2
+    assert loop.train(cfg, str(tmp_path))["train"]["loss"] == summary["train"]["loss"]
 
 
 def test_adamw_ablation_decays_as_stable_adamw_and_differs_only_in_update_clipping(tokenizer):

@@ -95,7 +95,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
     with sharding.activate(mesh, rules):
         p_shard = sharding.param_shardings(module, mesh, rules, jnp.zeros((1, seq_len), jnp.int32))
-        s_shard = state_lib.state_shardings(p_shard, mesh)
+        s_shard = state_lib.state_shardings(module, tx, p_shard, mesh, seq_len)
         train_batch_sharding = inputs.batch_sharding(mesh, rules, leading=1)
         eval_batch_sharding = inputs.batch_sharding(mesh, rules, leading=0)
 

@@ -17,23 +17,29 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from modernbert_jax import optim
 
 
 @flax.struct.dataclass
 class TrainState:
     step: jax.Array  # optimiser steps taken; also the learning-rate schedule's step
     params: Any
-    opt_state: optim.StableAdamWState
+    opt_state: Any  # StableAdamW's, or any optax state (the AdamW ablation)
 
 
-def state_shardings(params_sharding: Any, mesh: Mesh) -> TrainState:
+def state_shardings(module: nn.Module, tx: optax.GradientTransformation, params_sharding: Any, mesh: Mesh,
+                    seq_len: int) -> TrainState:
+    """Params as the rules place them; in the optimiser state, every subtree shaped like the params
+    (Adam's moments, whichever optimiser holds them) laid out like them, the rest (counts) replicated."""
     replicated = NamedSharding(mesh, PartitionSpec())
-    return TrainState(
-        step=replicated,
-        params=params_sharding,
-        opt_state=optim.StableAdamWState(count=replicated, mu=params_sharding, nu=params_sharding),
-    )
+    opt_shapes = jax.eval_shape(_create_fn(module, tx, seq_len), jax.random.key(0)).opt_state
+    params_structure = jax.tree.structure(params_sharding)
+
+    def like_params(subtree) -> bool:
+        return jax.tree.structure(subtree) == params_structure
+
+    opt_sharding = jax.tree.map(lambda sub: params_sharding if like_params(sub) else replicated, opt_shapes,
+                                is_leaf=like_params)
+    return TrainState(step=replicated, params=params_sharding, opt_state=opt_sharding)
 
 
 def _create_fn(module: nn.Module, tx: optax.GradientTransformation, seq_len: int):
