@@ -449,7 +449,8 @@ def write_tables(sw: Sweep, workdir: str | os.PathLike) -> list[Row]:
         for m in sw.metrics:
             values = row.metrics[m]
             mean, std = _mean_std(values) if values else (None, None)
-            cells.append("" if mean is None else f"{mean:.4g} ± {std:.2g}" if len(values) > 1 else f"{mean:.4g}")
+            cells.append("" if mean is None else f"{_number(mean)} ± {_number(std, 2)}" if len(values) > 1
+                         else _number(mean))
         lines.append("| " + " | ".join(cells) + " |")
     (workdir / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     if sw.figure and rows:
@@ -470,6 +471,11 @@ def export_results(sw: Sweep, workdir: str | os.PathLike, dest: str | os.PathLik
             (dest / point.name).mkdir(exist_ok=True)
             shutil.copyfile(workdir / point.name / RESULT, dest / point.name / RESULT)
     return dest
+
+
+def _number(x: float, digits: int = 4) -> str:
+    """``digits`` significant digits; large values in full with thousands separators (no 1.2e+04)."""
+    return f"{x:,.0f}" if abs(x) >= 10 ** digits else f"{x:.{digits}g}"
 
 
 def _label(overrides: dict[str, Any]) -> str:

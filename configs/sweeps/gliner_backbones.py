@@ -30,7 +30,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # One evaluation, at the end, on the whole splits.
     cfg.fixed = {"train": {"num_steps": args.steps, "eval_every": 0}}
     backbones = [{"backbone": "minilm"}, {"backbone": "modernbert", "backbone_path": args.modernbert}]
-    cfg.points = sweep.seeds(backbones, range(args.seeds))
+    # Seed-major: both backbones' first seed before any second seed, so a sweep cut short still pairs them.
+    cfg.points = sweep.product(sweep.sweep(sweep.SEED, range(args.seeds)), backbones)
     groups = ("micro", "seen", "unseen")
     cfg.metrics = (*(f"test.{g}.{m}" for g in groups for m in ("f1", "precision", "recall")),
                    *(f"validation.{g}.f1" for g in groups), "train.loss", "train.seconds",
