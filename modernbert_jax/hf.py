@@ -312,10 +312,12 @@ def resolve_dir(path: str | os.PathLike) -> Path:
     """The Hugging Face directory at ``path``: ``path`` itself, or the ``hf/`` export that a
     finished pretraining run (``python -m experiments.pretrain --workdir=path``) leaves in its workdir."""
     path = Path(path)
+    # A pretraining workdir first: run as a sweep point, it holds a config.json of its own (the
+    # experiment's config), which is no model config.
+    if (path / "checkpoints").is_dir() and (path / "hf" / "config.json").exists():
+        return path / "hf"
     if (path / "config.json").exists():
         return path
-    if (path / "hf" / "config.json").exists():
-        return path / "hf"
     if (path / "checkpoints").is_dir():
         raise FileNotFoundError(
             f"{path} is a pretraining workdir without an hf/ export: the run has not finished "

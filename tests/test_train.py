@@ -312,16 +312,17 @@ def test_next_phase_starts_from_previous_phase_weights(reference, tokenizer, tmp
 
 
 def test_finished_workdir_is_a_backbone_for_gliner_and_setfit(reference, tokenizer, tmp_path):
-    """A pretraining workdir (its hf/ export) loads straight into GLiNER and SetFit; an unfinished
-    one is named as such."""
+    """A pretraining workdir (its hf/ export) loads straight into GLiNER and SetFit, also when it ran as
+    a sweep point (beside its own config.json); an unfinished one is named as such."""
     from gliner_jax import GLiNER, GLiNERConfig
-    from modernbert_jax import hf
+    from modernbert_jax import hf, sweep
     from setfit_jax import SetFitModel
 
     with pytest.raises(FileNotFoundError, match="has not finished"):
         hf.resolve_dir(reference)  # checkpoints, but export_hf=False
     workdir = str(tmp_path / "run")
-    loop.train(make_config(tokenizer, total_steps=2, export_hf=True), workdir)
+    sweep.run_point("pretrain", make_config(tokenizer, total_steps=2, export_hf=True), workdir)
+    assert os.path.exists(os.path.join(workdir, sweep.CONFIG)) and hf.resolve_dir(workdir).name == "hf"
     gliner = GLiNER.from_backbone(workdir, GLiNERConfig(hidden_size=32, max_width=4, dropout=0.0), seed=0)
     text = "json.dumps raises TypeError."
     entities = gliner.predict_entities(text, ["function", "exception"], threshold=0.0)
