@@ -8,6 +8,7 @@ A sweep file (``configs/sweeps/<name>.py``) has ``get_config(arg)`` returning a 
 * ``fixed``: (optional) nested overrides every point shares, ``{"model": {"num_layers": 2}}``;
 * ``points``: a list of ``{"dotted.field": value}`` override dicts, built with ``sweep``,
   ``product``, ``zip_`` and ``seeds`` (big_vision's ``h.product([h.sweep("config.lr", ...)])``);
+  a point's optional ``"label"`` names its row in the table and figure;
 * ``metrics``: the result metrics the table shows (``"eval.loss"``, ``"train.tokens_per_sec"``);
 * ``figure``: (optional) ``{"kind": "bar", "metric": m}`` (error bars over seeds) or
   ``{"kind": "curve", "metric": m, "x": "dotted.field"}`` (the metric against a swept value).
@@ -49,6 +50,7 @@ RESULT = "result.json"
 CONFIG = "config.json"  # the resolved config a point directory belongs to, written before it first runs
 LOG = "log.txt"
 SEED = "seed"  # the field `seeds` sweeps; points differing only in it are averaged in the table
+LABEL = "label"  # a point's optional row name in the table and figure (not a config field)
 POINT_MODULE = "experiments.run_point"
 _SCALARS = (bool, int, float, str)
 _SWEEP_FIELDS = {"base", "entry", "fixed", "points", "metrics", "figure"}
@@ -123,6 +125,7 @@ class Point:
     name: str  # its directory under the sweep's workdir, derived from `overrides`
     overrides: dict[str, Any]  # this point's own fields (the table's columns)
     config: ml_collections.ConfigDict  # base + fixed + overrides, resolved
+    label: str | None = None  # the row's name where the sweep file gives one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,6 +153,10 @@ def load_sweep(spec: str) -> Sweep:
     points = list(cfg.points)
     if not points or not all(isinstance(p, dict) for p in points):
         raise SweepError(f"sweep {spec}: `points` must be a non-empty list of {{'dotted.field': value}} dicts")
+    labels = [p.get(LABEL) for p in points]
+    if not all(label is None or isinstance(label, str) for label in labels):
+        raise SweepError(f"sweep {spec}: a point's `{LABEL}` must be a string")
+    points = [{k: v for k, v in p.items() if k != LABEL} for p in points]
     metrics = tuple(cfg.get("metrics", ()))
     figure = cfg.figure.to_dict() if cfg.get("figure") else None
     if figure is not None:
@@ -160,7 +167,7 @@ def load_sweep(spec: str) -> Sweep:
     fixed = _flatten(cfg.fixed.to_dict()) if cfg.get("fixed") else {}
     names = point_names(points)
     resolved = []
-    for name, overrides in zip(names, points):
+    for name, overrides, label in zip(names, points, labels):
         config = copy.deepcopy(base_config)  # deep: lazy references (warmup <- total_steps) stay per point
         for field, value in {**fixed, **overrides}.items():
             try:
@@ -172,7 +179,7 @@ def load_sweep(spec: str) -> Sweep:
                 config_lib.validate(config.model)
             except ValueError as e:
                 raise SweepError(f"sweep {spec}, point {name!r}: {e}") from None
-        resolved.append(Point(name, dict(overrides), config))
+        resolved.append(Point(name, dict(overrides), config, label))
     return Sweep(spec, base, cfg.entry, fixed, resolved, metrics, figure)
 
 
@@ -400,6 +407,7 @@ class Row(NamedTuple):
     overrides: dict[str, Any]  # the point's fields other than the seed
     seeds: list[Any]
     metrics: dict[str, list[float]]  # one value per finished seed
+    label: str | None = None
 
 
 def aggregate(sw: Sweep, workdir: str | os.PathLike) -> list[Row]:
@@ -412,7 +420,7 @@ def aggregate(sw: Sweep, workdir: str | os.PathLike) -> list[Row]:
         metrics = json.loads(path.read_text(encoding="utf-8"))["metrics"]
         overrides = {k: v for k, v in point.overrides.items() if k != SEED}
         row = rows.setdefault(json.dumps(sorted(overrides.items()), default=str),
-                              Row(overrides, [], {m: [] for m in sw.metrics}))
+                              Row(overrides, [], {m: [] for m in sw.metrics}, point.label))
         row.seeds.append(point.overrides.get(SEED, point.config.get(SEED)))
         for m in sw.metrics:
             if m in metrics:
@@ -429,22 +437,27 @@ def write_tables(sw: Sweep, workdir: str | os.PathLike) -> list[Row]:
     workdir = Path(workdir)
     rows = aggregate(sw, workdir)
     columns = list(dict.fromkeys(k for row in rows for k in row.overrides))
+    labelled = any(row.label for row in rows)
     with open(workdir / "table.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow([*columns, "seeds", *(f"{m}_{s}" for m in sw.metrics for s in ("mean", "std"))])
+        writer.writerow([*([LABEL] if labelled else []), *columns, "seeds",
+                         *(f"{m}_{s}" for m in sw.metrics for s in ("mean", "std"))])
         for row in rows:
             stats = [_mean_std(row.metrics[m]) if row.metrics[m] else ("", "") for m in sw.metrics]
-            writer.writerow([*(row.overrides.get(c, "") for c in columns), " ".join(map(str, row.seeds)),
-                             *(x for pair in stats for x in pair)])
+            writer.writerow([*([row.label or ""] if labelled else []), *(row.overrides.get(c, "") for c in columns),
+                             " ".join(map(str, row.seeds)), *(x for pair in stats for x in pair)])
     base = os.path.relpath(sw.base, config_lib.REPO_ROOT) if sw.base.startswith(str(config_lib.REPO_ROOT)) else sw.base
     lines = [f"`python -m experiments.sweep --config={sw.spec} --workdir=DIR`", "",
              f"Sweep over `{base}` ({sw.entry}); mean ± std over the seeds of each row.", ""]
     if sw.fixed:
         lines += ["Every point also sets: " + ", ".join(f"`{k}={_value_text(v)}`" for k, v in sw.fixed.items()), ""]
-    lines += ["| " + " | ".join([*columns, "seeds", *sw.metrics]) + " |",
-              "|" + "---|" * (len(columns) + 1 + len(sw.metrics))]
+    # Labelled rows name their overrides below the table instead of one column per field.
+    shown = [LABEL] if labelled else columns
+    lines += ["| " + " | ".join([*shown, "seeds", *sw.metrics]) + " |",
+              "|" + "---|" * (len(shown) + 1 + len(sw.metrics))]
     for row in rows:
-        cells = [_value_text(row.overrides[c]) if c in row.overrides else "" for c in columns]
+        cells = ([row.label or _label(row.overrides).replace("\n", ", ")] if labelled else
+                 [_value_text(row.overrides[c]) if c in row.overrides else "" for c in columns])
         cells.append(str(len(row.seeds)))
         for m in sw.metrics:
             values = row.metrics[m]
@@ -452,6 +465,9 @@ def write_tables(sw: Sweep, workdir: str | os.PathLike) -> list[Row]:
             cells.append("" if mean is None else f"{_number(mean)} ± {_number(std, 2)}" if len(values) > 1
                          else _number(mean))
         lines.append("| " + " | ".join(cells) + " |")
+    if labelled:
+        lines += ["", *(f"* **{row.label}**: " + (", ".join(f"`{k}={_value_text(v)}`" for k, v in row.overrides.items())
+                                                  or "the base config") for row in rows if row.label)]
     (workdir / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     if sw.figure and rows:
         _write_figure(sw.figure, rows, workdir / "figure.png")
@@ -508,7 +524,8 @@ def _write_figure(figure: dict[str, Any], rows: list[Row], path: Path) -> None:
             values = [stats(r, metric, error) for r in rows]
             ax.bar([j + (i - (len(plotted) - 1) / 2) * width for j in range(len(rows))], [m for m, _ in values],
                    width=width, yerr=[e for _, e in values], capsize=4, label=metric)
-        ax.set_xticks(range(len(rows)), [_label(r.overrides) for r in rows], fontsize=7)
+        ax.set_xticks(range(len(rows)), [r.label or _label(r.overrides) for r in rows], fontsize=7,
+                      rotation=30 if any(r.label for r in rows) else 0, ha="right" if any(r.label for r in rows) else "center")
         if len(plotted) > 1:
             ax.legend(fontsize=7)
     else:

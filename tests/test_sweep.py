@@ -365,3 +365,39 @@ def test_table_averages_over_seeds_and_draws_a_curve(tmp_path):
     for rate, values in losses.items():
         assert f"| {rate} | {len(values)} | {statistics.fmean(values):.4g} ± {statistics.stdev(values):.2g} |" in table
     assert (tmp_path / "figure.png").stat().st_size > 1000
+
+
+_LABELLED_SWEEP = '''
+import ml_collections
+from modernbert_jax import sweep
+
+def get_config(arg=None):
+    cfg = ml_collections.ConfigDict()
+    cfg.base = "configs/pretrain.py:variant=tiny"
+    cfg.entry = "pretrain"
+    cfg.points = sweep.seeds([{"label": "recipe"}, {"label": "15% masking", "data.mask_rate": 0.15}], [0, 1])
+    cfg.metrics = ("eval.loss", "eval.accuracy")
+    cfg.figure = {"kind": "bar", "metric": ["eval.loss", "eval.accuracy"], "error": ["eval.accuracy", "eval.loss"]}
+    return cfg
+'''
+
+
+def test_labels_name_rows_not_directories_and_bars_group_metrics(tmp_path):
+    (tmp_path / "labelled.py").write_text(_LABELLED_SWEEP)
+    sw = sweep.load_sweep(str(tmp_path / "labelled.py"))
+    # A label is no config field: the directories are those of the same overrides without labels.
+    assert [p.name for p in sw.points] == sweep.point_names([p.overrides for p in sw.points])
+    assert [p.label for p in sw.points] == ["recipe", "recipe", "15% masking", "15% masking"]
+    for point in sw.points:
+        provenance_lib.write_result(tmp_path / point.name / sweep.RESULT,
+                                    {"metrics": {"eval.loss": 2.0 + point.config.seed, "eval.accuracy": 0.5}})
+    sweep.write_tables(sw, tmp_path)
+    table = (tmp_path / "table.md").read_text()
+    assert "| label | seeds | eval.loss | eval.accuracy |" in table and "| 15% masking | 2 | 2.5 ± 0.71 | 0.5 ± 0 |" in table
+    assert "* **15% masking**: `data.mask_rate=0.15`" in table and "* **recipe**: the base config" in table
+    assert next(csv.reader(open(tmp_path / "table.csv")))[:3] == ["label", "data.mask_rate", "seeds"]
+    assert (tmp_path / "figure.png").stat().st_size > 1000
+    bad = tmp_path / "bad.py"
+    bad.write_text(_LABELLED_SWEEP.replace('"error": ["eval.accuracy", "eval.loss"]', '"error": ["eval.loss"]'))
+    with pytest.raises(sweep.SweepError, match="one metric per figure.metric"):
+        sweep.load_sweep(str(bad))

@@ -29,7 +29,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.entry = "gliner"
     # One evaluation, at the end, on the whole splits.
     cfg.fixed = {"train": {"num_steps": args.steps, "eval_every": 0}}
-    backbones = [{"backbone": "minilm"}, {"backbone": "modernbert", "backbone_path": args.modernbert}]
+    backbones = [{"label": "all-MiniLM-L6-v2", "backbone": "minilm"},
+                 {"label": "our ModernBERT (tiny, demo pretraining)", "backbone": "modernbert",
+                  "backbone_path": args.modernbert}]
     # Seed-major: both backbones' first seed before any second seed, so a sweep cut short still pairs them.
     cfg.points = sweep.product(sweep.sweep(sweep.SEED, range(args.seeds)), backbones)
     groups = ("micro", "seen", "unseen")

@@ -41,20 +41,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                  "optimizer": {"warmup_steps": warmup, "decay_steps": steps // 5}}
     linear_decay = {"optimizer.decay_shape": "linear", "optimizer.decay_steps": steps - warmup}
     ablations = [
-        {},  # the full recipe
+        {"label": "ModernBERT recipe"},
         # GeGLU's input projection is twice as wide: 1.5x the GELU MLP's width keeps the parameter count.
-        {"model.mlp": "gelu", "model.intermediate_size": intermediate * 3 // 2},
-        {"model.position_embedding": "absolute"},
-        {"model.attention_pattern": "global"},
+        {"label": "GeGLU → GELU", "model.mlp": "gelu", "model.intermediate_size": intermediate * 3 // 2},
+        {"label": "RoPE → absolute", "model.position_embedding": "absolute"},
+        {"label": "local/global → global", "model.attention_pattern": "global"},
         # Post-LN normalises every sublayer's output, so the final norm goes with it (as in BERT).
-        {"model.norm_placement": "post", "model.final_norm": False},
-        {"data.packing": False},
-        {"data.mask_rate": 0.15},
-        {"optimizer.name": "adamw"},
-        linear_decay,
+        {"label": "pre-LN → post-LN", "model.norm_placement": "post", "model.final_norm": False},
+        {"label": "packing → padding", "data.packing": False},
+        {"label": "30% → 15% masking", "data.mask_rate": 0.15},
+        {"label": "StableAdamW → AdamW", "optimizer.name": "adamw"},
+        {"label": "WSD → linear decay", **linear_decay},
         # Classic BERT: every change at once, with its 4x-wide GELU MLP.
-        {**CLASSIC_BERT, "model.intermediate_size": 4 * hidden, "data.packing": False, "optimizer.name": "adamw",
-         **linear_decay},
+        {"label": "classic BERT", **CLASSIC_BERT, "model.intermediate_size": 4 * hidden, "data.packing": False,
+         "optimizer.name": "adamw", **linear_decay},
     ]
     # Seed-major: every ablation's first seed runs before any second seed, so a sweep cut short
     # still compares every row.

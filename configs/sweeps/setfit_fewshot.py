@@ -22,7 +22,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.base = f"configs/setfit.py:backbone=minilm,seeds={args.seeds}"
     cfg.entry = "setfit"
     cfg.fixed = {"reference": True, "use_amp": False, "threads": 1}
-    cfg.points = [{"shots": 8}, {"shots": 64, **({"train.max_steps": args.max_steps_64} if args.max_steps_64 else {})}]
+    cfg.points = [{"label": "N=8", "shots": 8},
+                  {"label": "N=64", "shots": 64, **({"train.max_steps": args.max_steps_64} if args.max_steps_64 else {})}]
     cfg.metrics = ("ours.accuracy_mean", "ours.accuracy_std", "reference.accuracy_mean", "reference.accuracy_std",
                    "accuracy_gap_points", "ours.train_seconds_mean", "reference.train_seconds_mean",
                    "train_speedup", "ours.n", "reference.n")
