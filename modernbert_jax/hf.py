@@ -318,6 +318,8 @@ def resolve_dir(path: str | os.PathLike) -> Path:
         return path / "hf"
     if (path / "config.json").exists():
         return path
+    if (path / "hf" / "config.json").exists():
+        return path / "hf"
     if (path / "checkpoints").is_dir():
         raise FileNotFoundError(
             f"{path} is a pretraining workdir without an hf/ export: the run has not finished "

@@ -329,11 +329,12 @@ def run_point(entry: str, config: ml_collections.ConfigDict, workdir: str | os.P
         return json.loads(path.read_text(encoding="utf-8"))
     spec = ENTRIES[entry]
     digest = provenance_lib.data_hash(_resolve(spec.inputs)(config))
+    # Taken before the run: the commit whose code this process loaded, even if the checkout moves on.
+    block = provenance_lib.provenance(config, seed=config.get(SEED), data_hash=digest, peers=spec.peers)
     summary = _resolve(spec.run)(config, str(workdir))
     metrics = _flatten(summary)
     metrics.update(_peak_memory_mb())
-    result = {"metrics": metrics, "provenance": provenance_lib.provenance(
-        config, seed=config.get(SEED), data_hash=digest, peers=spec.peers)}
+    result = {"metrics": metrics, "provenance": block}
     provenance_lib.write_result(path, result)
     return result
 

@@ -20,6 +20,7 @@ import sys
 import time
 
 import jax
+import ml_collections
 import pytest
 
 from modernbert_jax import provenance as provenance_lib
@@ -401,3 +402,17 @@ def test_labels_name_rows_not_directories_and_bars_group_metrics(tmp_path):
     bad.write_text(_LABELLED_SWEEP.replace('"error": ["eval.accuracy", "eval.loss"]', '"error": ["eval.loss"]'))
     with pytest.raises(sweep.SweepError, match="one metric per figure.metric"):
         sweep.load_sweep(str(bad))
+
+
+def test_provenance_names_the_commit_a_point_started_from(monkeypatch, tmp_path):
+    """A checkout updated while a long point runs does not change the commit its result names."""
+    states = iter([{"commit": "a" * 40, "dirty": False}, {"commit": "b" * 40, "dirty": False}])
+    monkeypatch.setattr(provenance_lib, "_git_state", lambda: next(states))
+
+    def run(config, workdir):
+        provenance_lib._git_state()  # the checkout moves on to commit b mid-run
+        return {"eval": {"loss": 1.0}}
+
+    monkeypatch.setattr(sweep, "_resolve", lambda target: run if target.endswith(":train") else (lambda config: []))
+    result = sweep.run_point("pretrain", ml_collections.ConfigDict({"seed": 0}), tmp_path)
+    assert result["provenance"]["git"]["commit"] == "a" * 40 and result["metrics"]["eval.loss"] == 1.0
