@@ -91,6 +91,10 @@ def main(argv):
     del argv
     out = provenance.ResultFile(_OUT.value, overwrite=_OVERWRITE.value)
     limit_threads(_THREADS.value)
+    if _THREADS.value > 0:  # the reference's torch pool, pinned alike
+        import torch
+
+        torch.set_num_threads(_THREADS.value)
     from setfit_jax import data
 
     load_at_start = os.getloadavg()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -112,30 +111,12 @@ def run_ours(config: ml_collections.ConfigDict, backbone: str, train: Split, tes
 
 def run_reference(config: ml_collections.ConfigDict, backbone: str, train: Split, test: Split,
                   seed: int) -> dict[str, float]:
-    """The ``setfit`` library (torch, CPU) with our arguments, from the same ``backbone``; scored as ours."""
-    import torch
-    from datasets import Dataset
-    from sentence_transformers import losses
-    from setfit import SetFitModel, Trainer, TrainingArguments
-    from setfit.losses import SupConLoss
+    """The ``setfit`` library with our arguments, from the same ``backbone``; scored as ours."""
+    from setfit_jax import interop  # torch only where the reference runs
 
-    loss_classes = {"cosine_similarity": losses.CosineSimilarityLoss, "supcon": SupConLoss,
-                    "batch_hard_triplet": losses.BatchHardTripletLoss, "batch_all_triplet": losses.BatchAllTripletLoss}
-    train_args = config.train.to_dict()
-    train_args["loss"] = loss_classes[train_args["loss"]]
-    torch.manual_seed(seed)
-    model = SetFitModel.from_pretrained(backbone, device="cpu")
-    with tempfile.TemporaryDirectory() as out:
-        args = TrainingArguments(output_dir=out, seed=seed, report_to="none", save_strategy="no",
-                                 show_progress_bar=False, logging_strategy="no", **train_args)
-        trainer = Trainer(model=model, args=args,
-                          train_dataset=Dataset.from_dict({"text": train[0], "label": train[1]}))
-        t0 = time.perf_counter()
-        trainer.train()
-        t1 = time.perf_counter()
-    predicted = model.predict(test[0], as_numpy=True)
-    t2 = time.perf_counter()
-    return {"accuracy": _accuracy(predicted, test[1]), "train_seconds": t1 - t0, "predict_seconds": t2 - t1}
+    predicted, timings = interop.train_and_predict(config.train.to_dict(), backbone, train, test[0], seed,
+                                                   threads=config.threads)
+    return {"accuracy": _accuracy(predicted, test[1]), **timings}
 
 
 def _reference_available() -> bool:
