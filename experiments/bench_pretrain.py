@@ -6,7 +6,7 @@
         --out=experiments/results/bench_pretrain_NVIDIA_H200_base_T1024.json
 
 Both sides train the same architecture (the HF config is written from ours by
-`modernbert_jax.hf.config_to_hf`) on the same fully packed random batches with 30% of tokens
+`modernbert_jax.hf_families.config_to_hf`) on the same fully packed random batches with 30% of tokens
 masked and sparse prediction (only masked positions are decoded), one optimiser step per batch
 (ours: StableAdamW; PyTorch: AdamW — PyTorch core has no StableAdamW and the per-tensor RMS costs
 one extra reduction). Reported: steady-state tokens/s after warmup steps (compilation excluded),
@@ -106,7 +106,7 @@ def bench_torch(model_cfg, batches, steps: int, warmup: int, seed: int) -> Timin
     import torch
     from transformers import ModernBertConfig, ModernBertForMaskedLM
 
-    from modernbert_jax.hf import config_to_hf
+    from modernbert_jax.hf_families import config_to_hf
 
     torch.manual_seed(seed)
     torch.set_num_threads(os.cpu_count())

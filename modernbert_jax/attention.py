@@ -54,25 +54,30 @@ def dot_product_attention(
     segment_ids: jax.Array,
     half_window: Optional[int] = None,
     impl: str = "xla",
+    bias: Optional[jax.Array] = None,
     dropout_rate: float = 0.0,
     dropout_rng: Optional[jax.Array] = None,
 ) -> jax.Array:
     """Attention over packed sequences; see the module docstring for the contract.
 
-    ``dropout_rate > 0`` (attention-probability dropout, with ``dropout_rng``) is only
-    available with the dense ``xla`` backend.
+    An additive score ``bias [B, H, T, T]`` (relative attention) and ``dropout_rate > 0``
+    (attention-probability dropout, with ``dropout_rng``) are only available with the dense
+    ``xla`` backend, which ``auto`` then picks.
     """
     _check_inputs(q, k, v, segment_ids, half_window)
     if impl not in IMPLS:
         raise ValueError(f"unknown attention impl {impl!r}; expected one of {IMPLS}")
-    if dropout_rate > 0.0:
+    if bias is not None and bias.shape != (q.shape[0], q.shape[2], q.shape[1], q.shape[1]):
+        raise ValueError(f"bias must be [B, H, T, T] = {(q.shape[0], q.shape[2], q.shape[1], q.shape[1])}; "
+                         f"got {tuple(bias.shape)}")
+    if dropout_rate > 0.0 or bias is not None:
         if impl not in ("xla", "auto"):
+            need = "a score bias (relative attention)" if bias is not None else f"attention dropout ({dropout_rate})"
             raise ValueError(
-                f"attention dropout ({dropout_rate}) needs impl='xla'; the {impl!r} kernels have none "
-                "(set model.attention_dropout=0, as ModernBERT does)"
+                f"{need} needs impl='xla'; the {impl!r} kernels have none (model.attention_impl)"
             )
         return reference.xla_attention(
-            q, k, v, segment_ids=segment_ids, half_window=half_window, dropout_rate=dropout_rate,
+            q, k, v, segment_ids=segment_ids, half_window=half_window, bias=bias, dropout_rate=dropout_rate,
             dropout_rng=dropout_rng,
         )
     if impl == "auto":

@@ -18,6 +18,8 @@ import ml_collections
 
 
 VARIANTS = ("tiny", "base", "large", "bert")
+# The Hugging Face families whose encoders are configurations of our modules (`modernbert_jax.hf`).
+ARCHITECTURES = ("modernbert", "bert", "roberta", "xlm-roberta", "mpnet", "deberta-v2")
 
 # The repository root, against which relative config paths resolve when the working
 # directory is elsewhere (a test, a notebook).
@@ -53,8 +55,23 @@ def modernbert_config(**sizes) -> ml_collections.ConfigDict:
     cfg.num_heads = 12
     cfg.intermediate_size = 1152
     cfg.max_position_embeddings = 8192
-    # Positions: "rope" (NeoX-style rotary) or "absolute" (learned table, BERT).
+    # Positions: "rope" (NeoX-style rotary), "absolute" (learned table, BERT) or "none" (only
+    # relative attention carries position, DeBERTa-v3's position_biased_input=False).
     cfg.position_embedding = "rope"
+    # Absolute table row of position p is p + position_offset: RoBERTa, XLM-R and MPNet number
+    # positions from padding_idx + 1 (so their usable length is max_position_embeddings - offset).
+    cfg.position_offset = 0
+    # Relative attention: "none"; "disentangled" (DeBERTa-v2/v3: content->position and
+    # position->content scores over log-bucketed relative positions, `pos_att_type`); "buckets"
+    # (MPNet: a learned per-head bias over T5-style buckets, shared by all layers).
+    cfg.relative_attention = "none"
+    cfg.relative_buckets = 0  # DeBERTa position_buckets (0: none) / MPNet relative_attention_num_buckets
+    cfg.max_relative_positions = 0  # DeBERTa max_relative_positions / MPNet's max_distance (128)
+    cfg.pos_att_type = "c2p|p2c"  # DeBERTa: which disentangled terms ("c2p", "p2c", "c2p|p2c")
+    cfg.share_att_key = True  # DeBERTa: position keys/queries reuse the content projections
+    cfg.norm_rel_ebd = False  # DeBERTa: LayerNorm on the relative embedding table
+    cfg.conv_kernel_size = 0  # DeBERTa-v2: a convolution beside layer 0 (0: none)
+    cfg.conv_act = "tanh"
     cfg.type_vocab_size = 0
     # Attention pattern: "alternating" (layer i global iff i % global_attn_every_n_layers == 0),
     # "global" (every layer) or "local" (every layer).
@@ -208,6 +225,13 @@ def layer_half_window(cfg: ml_collections.ConfigDict, layer: int) -> int | None:
     return cfg.local_attention // 2
 
 
+def max_length(cfg: ml_collections.ConfigDict) -> int:
+    """The longest sequence the model block takes: its absolute table's rows past the offset."""
+    if cfg.position_embedding == "absolute":
+        return cfg.max_position_embeddings - cfg.position_offset
+    return cfg.max_position_embeddings
+
+
 def replaced(cfg: ml_collections.ConfigDict, **fields) -> ml_collections.ConfigDict:
     """A validated, locked copy of the model block ``cfg`` with ``fields`` replaced."""
     out = ml_collections.ConfigDict(cfg.to_dict())
@@ -224,7 +248,11 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     from modernbert_jax.attention import IMPLS
 
     choices = {
-        "position_embedding": ("rope", "absolute"),
+        "architecture": ARCHITECTURES,
+        "position_embedding": ("rope", "absolute", "none"),
+        "relative_attention": ("none", "disentangled", "buckets"),
+        "pos_att_type": ("c2p", "p2c", "c2p|p2c"),
+        "conv_act": ("tanh", "gelu"),
         "attention_pattern": ("alternating", "global", "local"),
         "mlp": ("geglu", "gelu"),
         "hidden_activation": ("gelu", "gelu_tanh"),
@@ -243,5 +271,26 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
         )
     if cfg.position_embedding == "rope" and (cfg.hidden_size // cfg.num_heads) % 2:
         raise ValueError("RoPE needs an even head dimension (model.hidden_size // model.num_heads)")
+    if cfg.relative_attention != "none":
+        # The fused kernels take no additive score bias; the dense path does ("auto" picks it).
+        if cfg.attention_impl not in ("xla", "auto"):
+            raise ValueError(
+                f"model.relative_attention={cfg.relative_attention!r} runs on the dense attention path only; "
+                f"model.attention_impl={cfg.attention_impl!r} must be 'xla' or 'auto'"
+            )
+        if cfg.relative_buckets < 0 or cfg.max_relative_positions < 1:
+            raise ValueError(
+                f"model.relative_buckets={cfg.relative_buckets} must be >= 0 and "
+                f"model.max_relative_positions={cfg.max_relative_positions} >= 1 with relative attention"
+            )
+        if cfg.relative_attention == "buckets" and cfg.relative_buckets < 4:
+            raise ValueError(f"model.relative_buckets={cfg.relative_buckets}: bucketed relative attention needs >= 4")
+    if cfg.position_offset < 0 or (cfg.position_embedding == "absolute" and cfg.position_offset >= cfg.max_position_embeddings):
+        raise ValueError(
+            f"model.position_offset={cfg.position_offset} must be in [0, model.max_position_embeddings="
+            f"{cfg.max_position_embeddings})"
+        )
+    if cfg.conv_kernel_size < 0 or (cfg.conv_kernel_size and cfg.conv_kernel_size % 2 == 0):
+        raise ValueError(f"model.conv_kernel_size={cfg.conv_kernel_size} must be 0 or odd")
     if cfg.local_attention < 0 or cfg.local_attention % 2:
         raise ValueError(f"model.local_attention={cfg.local_attention} must be a non-negative even (full) window")

@@ -1,9 +1,11 @@
 """The building blocks of the encoder, each named after the paper's concept.
 
-``Embeddings`` (token [+ absolute position + token type] → LayerNorm), ``Attention`` (fused
-Wqkv, RoPE, packed-segment attention through the dispatch point), ``GeGLU`` / ``GeluMLP``,
-``EncoderLayer`` (pre- or post-norm residual block) and ``PredictionHead`` (dense → GELU →
-norm). Parameters carry logical axis names; large activations carry logical constraints.
+``Embeddings`` (token [+ absolute position + token type] → LayerNorm), ``RelativePositions``
+(what DeBERTa's and MPNet's relative attention share across layers), ``Attention`` (fused Wqkv,
+RoPE or relative scores, packed-segment attention through the dispatch point), ``GeGLU`` /
+``GeluMLP``, ``EncoderLayer`` (pre- or post-norm residual block), ``ConvLayer`` (DeBERTa-v2's
+convolution beside layer 0) and ``PredictionHead`` (dense → GELU → norm). Parameters carry
+logical axis names; large activations carry logical constraints.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from modernbert_jax import attention as attention_lib
-from modernbert_jax import precision, rope
+from modernbert_jax import precision, relative_position, rope
 from modernbert_jax.dropout import Dropout
 
 
@@ -41,7 +43,12 @@ def init_std(cfg: ml_collections.ConfigDict, kind: str) -> float:
     return cfg.initializer_range
 
 
-def activation(cfg: ml_collections.ConfigDict, x: jax.Array) -> jax.Array:
+def activation(cfg: ml_collections.ConfigDict, x: jax.Array, name: str | None = None) -> jax.Array:
+    """The config's GELU (``hidden_activation``), or ``name`` ("tanh", "gelu") where a layer has its own."""
+    if name == "tanh":
+        return jnp.tanh(x)
+    if name == "gelu":
+        return jax.nn.gelu(x, approximate=False)
     return jax.nn.gelu(x, approximate=cfg.hidden_activation == "gelu_tanh")
 
 
@@ -106,7 +113,7 @@ class Embeddings(nn.Module):
         cfg = self.config
         x = self.tok_embeddings(input_ids)
         if cfg.position_embedding == "absolute":
-            x = x + self.position_embeddings(positions)
+            x = x + self.position_embeddings(positions + cfg.position_offset)
         if cfg.type_vocab_size:
             x = x + self.token_type_embeddings(token_type_ids)
         x = self.norm(x).astype(compute_dtype(cfg))
@@ -118,27 +125,94 @@ class Embeddings(nn.Module):
         return jnp.einsum("...d,vd->...v", x, table)
 
 
+class RelativePositions(nn.Module):
+    """What every layer's relative attention shares, computed once per forward from ``positions``.
+
+    Disentangled (DeBERTa): the relative embedding table ``[2 * span, hidden]`` (LayerNorm'd when
+    ``norm_rel_ebd``) and each pair's row in it, ``clip(bucket(p_i - p_j) + span)``. Buckets
+    (MPNet): the per-head score bias ``[B, H, T, T]`` looked up from a ``[buckets, H]`` table.
+    """
+
+    config: ml_collections.ConfigDict
+
+    @nn.compact
+    def __call__(self, positions: jax.Array) -> dict[str, jax.Array]:
+        cfg = self.config
+        rel = relative_position.relative_positions(positions)
+        init = nn.with_logical_partitioning(trunc_normal(cfg, cfg.initializer_range), (None, "embed"))
+        if cfg.relative_attention == "disentangled":
+            span = cfg.relative_buckets or cfg.max_relative_positions
+            table = self.param("rel_embeddings", init, (2 * span, cfg.hidden_size))
+            if cfg.norm_rel_ebd:
+                table = layer_norm(cfg, "norm")(table)
+            if cfg.relative_buckets:
+                rel = relative_position.deberta_log_buckets(rel, cfg.relative_buckets, cfg.max_relative_positions)
+            return {"table": table.astype(compute_dtype(cfg)), "index": jnp.clip(rel + span, 0, 2 * span - 1)}
+        table = self.param("relative_attention_bias", nn.with_logical_partitioning(
+            trunc_normal(cfg, cfg.initializer_range), (None, "heads")), (cfg.relative_buckets, cfg.num_heads))
+        buckets = relative_position.t5_buckets(rel, cfg.relative_buckets, cfg.max_relative_positions)
+        return {"bias": jnp.transpose(table[buckets], (0, 3, 1, 2))}
+
+
+def disentangled_bias(cfg: ml_collections.ConfigDict, q: jax.Array, k: jax.Array, pos_q: jax.Array | None,
+                      pos_k: jax.Array | None, index: jax.Array) -> jax.Array:
+    """DeBERTa's content→position and position→content scores ``[B, H, T, T]``, unscaled.
+
+    ``q, k [B, T, H, D]``; ``pos_q, pos_k [2 * span, H, D]`` (the relative table projected by
+    the query / key projections); ``index [B, T, T]``. Both terms use the same row for a pair
+    (i, j): the reference's position→content gather at ``-bucket(p_j - p_i)`` is
+    ``bucket(p_i - p_j)`` because the bucketing is odd.
+    """
+    score = 0.0
+    if "c2p" in cfg.pos_att_type:
+        c2p = jnp.einsum("bihd,rhd->bhir", q, pos_k, preferred_element_type=jnp.float32)
+        score = score + jnp.take_along_axis(c2p, index[:, None], axis=-1)
+    if "p2c" in cfg.pos_att_type:
+        p2c = jnp.einsum("bjhd,rhd->bhjr", k, pos_q, preferred_element_type=jnp.float32)
+        score = score + jnp.swapaxes(jnp.take_along_axis(p2c, jnp.swapaxes(index, 1, 2)[:, None], axis=-1), -1, -2)
+    return score
+
+
 class Attention(nn.Module):
-    """Multi-head self-attention: fused Wqkv, RoPE, local or global window, packed segments."""
+    """Multi-head self-attention: fused Wqkv, RoPE or relative scores, local or global window, packed segments."""
 
     config: ml_collections.ConfigDict
     half_window: Optional[int]  # half-width of the local window (|i - j| <= w); None = global
 
     @nn.compact
-    def __call__(self, x, segment_ids, positions, deterministic: bool) -> jax.Array:
+    def __call__(self, x, segment_ids, positions, relative: Optional[dict], deterministic: bool) -> jax.Array:
         cfg = self.config
         batch, length, _ = x.shape
         head_dim = cfg.hidden_size // cfg.num_heads
-        qkv = dense(cfg, 3 * cfg.hidden_size, ("embed", "heads"), use_bias=cfg.attention_bias, std_kind="in", name="Wqkv")(x)
-        qkv = qkv.reshape(batch, length, 3, cfg.num_heads, head_dim)
+        wqkv = dense(cfg, 3 * cfg.hidden_size, ("embed", "heads"), use_bias=cfg.attention_bias, std_kind="in", name="Wqkv")
+        qkv = wqkv(x).reshape(batch, length, 3, cfg.num_heads, head_dim)
         q, k, v = (constrain(qkv[:, :, i], ("act_batch", "act_length", "act_heads", "act_kv")) for i in range(3))
         if cfg.position_embedding == "rope":
             theta = cfg.global_rope_theta if self.half_window is None else cfg.local_rope_theta
             cos, sin = rope.rotary_cos_sin(positions, head_dim, theta)
             q, k = rope.apply_rotary(q, cos, sin), rope.apply_rotary(k, cos, sin)
+        bias = None
+        if cfg.relative_attention == "buckets":
+            bias = relative["bias"]
+        elif cfg.relative_attention == "disentangled":
+            table = Dropout(cfg.mlp_dropout)(relative["table"], deterministic=deterministic)  # DeBERTa's pos_dropout
+            if cfg.share_att_key:
+                pos_q, pos_k, _ = jnp.split(wqkv(table).reshape(-1, 3, cfg.num_heads, head_dim), 3, axis=1)
+                pos_q, pos_k = pos_q[:, 0], pos_k[:, 0]
+            else:
+                def project(name):
+                    out = dense(cfg, cfg.hidden_size, ("embed", "heads"), use_bias=True, std_kind="in", name=name)(table)
+                    return out.reshape(-1, cfg.num_heads, head_dim)
+                pos_k = project("pos_key_proj") if "c2p" in cfg.pos_att_type else None
+                pos_q = project("pos_query_proj") if "p2c" in cfg.pos_att_type else None
+            # Every term is divided by sqrt(D * scale_factor), one factor per score term; the
+            # kernel divides q.k by sqrt(D), so q takes the rest.
+            scale_factor = 1 + len(cfg.pos_att_type.split("|"))
+            bias = disentangled_bias(cfg, q, k, pos_q, pos_k, relative["index"]) / math.sqrt(head_dim * scale_factor)
+            q = q * jnp.asarray(scale_factor ** -0.5, q.dtype)
         dropout_rate = 0.0 if deterministic else cfg.attention_dropout
         out = attention_lib.dot_product_attention(
-            q, k, v, segment_ids=segment_ids, half_window=self.half_window, impl=cfg.attention_impl,
+            q, k, v, segment_ids=segment_ids, half_window=self.half_window, impl=cfg.attention_impl, bias=bias,
             dropout_rate=dropout_rate,
             dropout_rng=self.make_rng("dropout") if dropout_rate else None,
         )
@@ -183,7 +257,7 @@ class EncoderLayer(nn.Module):
     half_window: Optional[int]
 
     @nn.compact
-    def __call__(self, x, segment_ids, positions, deterministic: bool) -> jax.Array:
+    def __call__(self, x, segment_ids, positions, relative: Optional[dict], deterministic: bool) -> jax.Array:
         cfg = self.config
         dtype = compute_dtype(cfg)
         attn = Attention(cfg, self.half_window, name="attn")
@@ -192,14 +266,46 @@ class EncoderLayer(nn.Module):
         if cfg.norm_placement == "pre":
             has_attn_norm = self.layer > 0 or cfg.first_layer_attn_norm
             h = layer_norm(cfg, "attn_norm")(x).astype(dtype) if has_attn_norm else x
-            x = x + attn(h, segment_ids, positions, deterministic)
+            x = x + attn(h, segment_ids, positions, relative, deterministic)
             x = x + mlp(layer_norm(cfg, "mlp_norm")(x).astype(dtype), deterministic)
         else:
-            h = drop(attn(x, segment_ids, positions, deterministic), deterministic=deterministic)
+            h = drop(attn(x, segment_ids, positions, relative, deterministic), deterministic=deterministic)
             x = layer_norm(cfg, "attn_norm")(x + h).astype(dtype)
             h = drop(mlp(x, deterministic), deterministic=deterministic)
             x = layer_norm(cfg, "mlp_norm")(x + h).astype(dtype)
         return constrain(x, ("act_batch", "act_length", "act_embed"))
+
+
+class ConvLayer(nn.Module):
+    """DeBERTa-v2's convolution beside layer 0: ``norm(layer0_out + act(conv(embeddings)))``.
+
+    The 1-D convolution (odd ``conv_kernel_size``, zero padding) sees a neighbour only inside
+    the token's own segment, so packed sequences do not leak into each other and a padded row
+    sees zeros past its end, as the reference (which zeroes padding embeddings) does.
+    """
+
+    config: ml_collections.ConfigDict
+
+    @nn.compact
+    def __call__(self, embeddings, layer_out, segment_ids, deterministic: bool) -> jax.Array:
+        cfg = self.config
+        size, half = cfg.conv_kernel_size, cfg.conv_kernel_size // 2
+        kernel = self.param("kernel", nn.with_logical_partitioning(
+            trunc_normal(cfg, cfg.initializer_range), (None, "embed", None)), (size, cfg.hidden_size, cfg.hidden_size))
+        bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros_init(), (None,)), (cfg.hidden_size,))
+        length = embeddings.shape[1]
+        out = bias.astype(embeddings.dtype)
+        for tap in range(size):
+            shift = tap - half  # output t reads input t + shift
+            neighbour = jnp.roll(embeddings, -shift, axis=1)
+            same = (jnp.roll(segment_ids, -shift, axis=1) == segment_ids) & (segment_ids != 0)
+            inside = (jnp.arange(length) + shift >= 0) & (jnp.arange(length) + shift < length)
+            neighbour = jnp.where((same & inside[None])[..., None], neighbour, 0)
+            out = out + jnp.einsum("btd,de->bte", neighbour, kernel[tap].astype(embeddings.dtype))
+        out = jnp.where((segment_ids != 0)[..., None], out, 0)
+        out = activation(cfg, Dropout(cfg.mlp_dropout)(out, deterministic=deterministic), cfg.conv_act)
+        out = layer_norm(cfg, "norm")(layer_out + out).astype(compute_dtype(cfg))
+        return jnp.where((segment_ids != 0)[..., None], out, 0)
 
 
 class PredictionHead(nn.Module):

@@ -52,11 +52,15 @@ class Encoder(nn.Module):
         cfg = self.config
         config_lib.validate(cfg)
         self.embeddings = layers.Embeddings(cfg)
-        block = nn.remat(layers.EncoderLayer, static_argnums=(4,)) if cfg.remat else layers.EncoderLayer
+        block = nn.remat(layers.EncoderLayer, static_argnums=(5,)) if cfg.remat else layers.EncoderLayer
         self.layers = [
             block(cfg, i, config_lib.layer_half_window(cfg, i), name=f"layers_{i}")
             for i in range(cfg.num_layers)
         ]
+        if cfg.relative_attention != "none":
+            self.relative = layers.RelativePositions(cfg)
+        if cfg.conv_kernel_size:
+            self.conv = layers.ConvLayer(cfg)
         if cfg.final_norm:
             self.final_norm = layers.layer_norm(cfg, "final_norm")
 
@@ -93,8 +97,12 @@ class Encoder(nn.Module):
             token_type_ids = jnp.zeros_like(input_ids)
         x = self.embeddings(input_ids, positions, token_type_ids, deterministic)
         x = layers.constrain(x, ("act_batch", "act_length", "act_embed"))
-        for layer in self.layers:
-            x = layer(x, segment_ids, positions, deterministic)
+        relative = self.relative(positions) if cfg.relative_attention != "none" else None
+        embedded = x
+        for i, layer in enumerate(self.layers):
+            x = layer(x, segment_ids, positions, relative, deterministic)
+            if i == 0 and cfg.conv_kernel_size:
+                x = self.conv(embedded, x, segment_ids, deterministic)
         if cfg.final_norm:
             x = self.final_norm(x).astype(layers.compute_dtype(cfg))
         return x

@@ -34,16 +34,20 @@ def xla_attention(
     *,
     segment_ids: jax.Array,
     half_window: Optional[int],
+    bias: Optional[jax.Array] = None,
     dropout_rate: float = 0.0,
     dropout_rng: Optional[jax.Array] = None,
 ) -> jax.Array:
     """Dense masked attention over ``[B, T, H, D]`` inputs (the ``xla`` backend).
 
-    The only backend with attention-probability dropout (BERT fine-tuning uses it; ModernBERT
-    trains with none).
+    The only backend with an additive score ``bias`` (``[B, H, T, T]``, added after the
+    ``1/sqrt(D)`` scaling: DeBERTa's and MPNet's relative attention) and with
+    attention-probability dropout (BERT fine-tuning uses it; ModernBERT trains with none).
     """
     scale = q.shape[-1] ** -0.5
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32) * scale
+    if bias is not None:
+        logits = logits + bias.astype(jnp.float32)
     mask = attention_mask(segment_ids, half_window)
     logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(logits, axis=-1)
