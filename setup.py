@@ -18,6 +18,8 @@ setup(
         "ml-collections==1.1.0",
         "absl-py==2.5.1",
         "sentencepiece==0.2.3",
+        # sentencepiece_model_pb2 reads a checkpoint's spm.model (DeBERTa-v3, XLM-R) piece table.
+        "protobuf==7.36.2",
         "tokenizers==0.23.3",
         "safetensors==0.8.0",
         "tensorflow-datasets==4.9.10",

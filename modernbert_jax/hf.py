@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from modernbert_jax import hf_families
+from modernbert_jax import hf_families, spm_checkpoint
 from modernbert_jax import model as model_lib
 
 SUPPORTED = hf_families.SUPPORTED
@@ -229,20 +229,29 @@ def load_tokenizer(path: str | os.PathLike, special_tokens: tuple[str, ...] = ()
     """The checkpoint's own ``tokenizer.json`` through ``tokenizers``, truncation and padding off.
 
     ``path`` is a directory holding ``tokenizer.json`` (a Hugging Face or GLiNER checkpoint) or a
-    pretraining workdir (see ``resolve_dir``). Truncation and padding are switched off because a
-    Hugging Face file may ship e.g. a 128-token limit that would silently cut texts: each caller
-    sets its own (SetFit truncates to ``max_seq_length``, GLiNER windows long texts).
+    pretraining workdir (see ``resolve_dir``). A checkpoint with no ``tokenizer.json`` but a
+    sentencepiece model (DeBERTa-v3's ``spm.model``, XLM-RoBERTa's ``sentencepiece.bpe.model``) gets
+    the tokenizer ``transformers`` builds from it (``spm_checkpoint``). Truncation and padding are
+    switched off because a Hugging Face file may ship e.g. a 128-token limit that would silently cut
+    texts: each caller sets its own (SetFit truncates to ``max_seq_length``, GLiNER windows long texts).
     ``special_tokens`` that the vocabulary lacks are added, in order (GLiNER's prompt markers).
     """
     from tokenizers import Tokenizer
 
     path = Path(path)
-    file = path / "tokenizer.json"
-    if not file.exists():
-        file = resolve_dir(path) / "tokenizer.json"
-    if not file.exists():
-        raise FileNotFoundError(f"no tokenizer.json in {path}")
-    tok = Tokenizer.from_file(str(file))
+    absent = f"no tokenizer.json (nor a sentencepiece {' or '.join(spm_checkpoint.SPM_FILES)})"
+    directory = path
+    if not ((path / "tokenizer.json").exists() or spm_checkpoint.find_spm_file(path)):
+        try:
+            directory = resolve_dir(path)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"{absent} in {path}: {err}") from err
+    if (directory / "tokenizer.json").exists():
+        tok = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    elif spm_checkpoint.find_spm_file(directory):
+        tok = spm_checkpoint.from_spm_checkpoint(directory)
+    else:
+        raise FileNotFoundError(f"{absent} in {directory}")
     tok.no_truncation()
     tok.no_padding()
     missing = [t for t in special_tokens if tok.token_to_id(t) is None]
