@@ -59,10 +59,11 @@ SPM_FILES = tuple(FAMILIES)
 _INERT_OPTIONS = frozenset({
     "model_max_length", "padding_side", "truncation_side", "clean_up_tokenization_spaces", "name_or_path",
     "special_tokens_map_file", "tokenizer_file", "vocab_file", "vocab_type", "sp_model_kwargs", "model_input_names",
-    "tokenizer_class", "auto_map", "backend", "is_local",
+    "tokenizer_class", "auto_map", "backend", "is_local", "local_files_only",
     "max_length", "stride", "truncation_strategy", "pad_to_multiple_of", "pad_token_type_id", "chat_template",
     "legacy", "use_fast", "keep_accents", "strip_accents", "unk_id",
 })
+_SPECIAL_LISTS = ("extra_special_tokens", "additional_special_tokens")
 _HONOURED_OPTIONS = {
     "deberta-v2": frozenset({"do_lower_case", "split_by_punct", "add_prefix_space", "added_tokens_decoder", *_SPECIAL_NAMES}),
     "xlm-roberta": frozenset({"add_prefix_space", "added_tokens_decoder", *_SPECIAL_NAMES}),
@@ -104,7 +105,7 @@ def _settings(directory: Path, family: str, defaults: dict[str, str]) -> tuple[d
     """
     config_file = directory / "tokenizer_config.json"
     config = _read_json(config_file)
-    unknown = sorted(set(config) - _INERT_OPTIONS - _HONOURED_OPTIONS[family])
+    unknown = sorted(set(config) - _INERT_OPTIONS - _HONOURED_OPTIONS[family] - set(_SPECIAL_LISTS))
     if unknown:
         raise ValueError(f"{config_file}: option(s) {unknown} would change tokenization and are not supported "
                          f"for a {family} sentencepiece checkpoint")
@@ -117,13 +118,22 @@ def _settings(directory: Path, family: str, defaults: dict[str, str]) -> tuple[d
             if key in source:
                 # A named token that the added tokens also list is added with their flags (see from_spm_checkpoint).
                 named[key] = _added_token(source[key], key, file, special=True)
+    # transformers 5 writes the special tokens again as extra_special_tokens: harmless while they
+    # name tokens that are special already; a new one would need ids we do not assign.
+    special_strings = {str(token) for token in named.values()}
+    for key in _SPECIAL_LISTS:
+        listed = config.get(key) or []
+        for value in (listed.values() if isinstance(listed, dict) else listed):
+            token = str(_added_token(value, key, config_file, special=True))
+            if token not in special_strings:
+                raise ValueError(f"{config_file}: {key} lists {token!r}, which is not one of the special tokens "
+                                 f"{sorted(special_strings)}; extra special tokens are not supported")
     added: dict[int, AddedToken] = {}
     if "added_tokens_decoder" in config:
         for index, value in config["added_tokens_decoder"].items():
             added[int(index)] = _added_token(value, f"added_tokens_decoder[{index}]", config_file, special=False)
     else:
         added_file = directory / "added_tokens.json"
-        special_strings = {str(token) for token in named.values()}
         for content, index in _read_json(added_file).items():
             if not isinstance(index, int):
                 raise ValueError(f"{added_file}: id of {content!r} must be an integer, got {index!r}")

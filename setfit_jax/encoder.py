@@ -2,10 +2,14 @@
 
 This is the JAX counterpart of a sentence-transformers model ``[Transformer, Pooling, Normalize]``.
 ``SentenceEncoder.from_pretrained(path)`` reads a sentence-transformers directory
-(``modules.json``, ``sentence_bert_config.json`` for ``max_seq_length``, ``1_Pooling/config.json``,
-an optional ``Normalize`` module) whose transformer is a BERT or ModernBERT checkpoint that
-``modernbert_jax.hf.from_pretrained`` loads, or a plain Hugging Face model directory (mean
-pooling, no normalisation, as sentence-transformers would default to).
+(``modules.json`` as sentence-transformers 5 or 6 writes it, ``max_seq_length`` from
+``sentence_bert_config.json`` or else the tokenizer's ``model_max_length``, ``1_Pooling/config.json``,
+an optional ``Normalize`` module) whose transformer is any checkpoint that
+``modernbert_jax.hf.from_pretrained`` loads (``hf.SUPPORTED``: BERT, ModernBERT, MPNet as in
+SetFit's default ``paraphrase-mpnet-base-v2``, XLM-R as in multilingual SetFit, ...), or a plain
+Hugging Face model directory (mean pooling, no normalisation, as sentence-transformers would
+default to). The length cap is ``config_lib.max_length`` (MPNet/XLM-R keep 514 position rows of
+which 512 are usable); padding uses the model's own ``pad_token_id`` (1 for those families).
 
 Sentences are packed (``modernbert_jax.data.packing``, best-fit decreasing) into fixed-shape rows
 rather than padded: no compute on padding, and one ``jit`` compilation per row length. The encoder
@@ -35,9 +39,11 @@ from setfit_jax import losses
 POOLING_MODES = ("mean", "cls", "max")
 ROW_MULTIPLE = 16
 MIN_ROW_LEN = 64
-_ST_TRANSFORMER = "sentence_transformers.models.Transformer"
-_ST_POOLING = "sentence_transformers.models.Pooling"
-_ST_NORMALIZE = "sentence_transformers.models.Normalize"
+_ST_MODULES = ("Transformer", "Pooling", "Normalize")
+# The names sentence-transformers looks for the Transformer module's config under, in its order
+# (older multilingual checkpoints ship e.g. sentence_xlm-roberta_config.json).
+_ST_CONFIG_NAMES = tuple(f"sentence_{kind}_config.json" for kind in
+                         ("bert", "roberta", "distilbert", "camembert", "albert", "xlm-roberta", "xlnet"))
 
 
 @jax.tree_util.register_dataclass
@@ -104,6 +110,35 @@ def _pooling_mode(cfg: dict) -> str:
     return modes[0]
 
 
+def _module_kind(type_name: str) -> str:
+    """``Transformer``/``Pooling``/``Normalize`` for a ``modules.json`` type, else the type itself.
+
+    sentence-transformers < 6 saves ``sentence_transformers.models.Pooling``, 6.x the class's new
+    home (``sentence_transformers.sentence_transformer.modules.pooling.Pooling``): match the class.
+    """
+    package, _, name = type_name.rpartition(".")
+    return name if package.split(".")[0] == "sentence_transformers" and name in _ST_MODULES else type_name
+
+
+def _configured_max_seq_length(transformer_dir: Path) -> int | None:
+    """sentence-transformers' length limit for the Transformer module in ``transformer_dir``.
+
+    ``max_seq_length`` from its module config (what < 6 saves), else the tokenizer's
+    ``model_max_length`` (6.x keeps it there only); ``None`` when neither is set. The caller caps it
+    at the model's usable positions (transformers' "no limit" is 1e30).
+    """
+    config_file = next((transformer_dir / n for n in _ST_CONFIG_NAMES if (transformer_dir / n).exists()), None)
+    configured = json.loads(config_file.read_text()).get("max_seq_length") if config_file else None
+    if configured:
+        return int(configured)
+    tokenizer_config = transformer_dir / "tokenizer_config.json"
+    if tokenizer_config.exists():
+        value = json.loads(tokenizer_config.read_text()).get("model_max_length")
+        if isinstance(value, (int, float)) and value > 0:
+            return int(value)
+    return None
+
+
 @dataclasses.dataclass
 class SentenceEncoder:
     """Tokenizer + Flax encoder + pooling. ``params`` are the Encoder's parameters."""
@@ -128,8 +163,8 @@ class SentenceEncoder:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, max_seq_length: int | None = None) -> "SentenceEncoder":
-        """Load a sentence-transformers directory, a Hugging Face BERT/ModernBERT directory or a
-        finished pretraining workdir (its ``hf/`` export)."""
+        """Load a sentence-transformers directory, a Hugging Face directory of any ``hf.SUPPORTED``
+        family or a finished pretraining workdir (its ``hf/`` export)."""
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"model directory {path} does not exist")
@@ -139,24 +174,22 @@ class SentenceEncoder:
         pooling, normalize, transformer_dir = "mean", False, path
         if modules_file.exists():
             modules = json.loads(modules_file.read_text())
-            kinds = [m["type"] for m in modules]
-            if not kinds or kinds[0] != _ST_TRANSFORMER:
-                raise ValueError(f"{modules_file}: the first module must be {_ST_TRANSFORMER}, got {kinds[:1]}")
-            unknown = set(kinds) - {_ST_TRANSFORMER, _ST_POOLING, _ST_NORMALIZE}
+            kinds = [_module_kind(m["type"]) for m in modules]
+            if not kinds or kinds[0] != "Transformer":
+                raise ValueError(f"{modules_file}: the first module must be a sentence-transformers Transformer, "
+                                 f"got {[m['type'] for m in modules[:1]]}")
+            unknown = [m["type"] for m, kind in zip(modules, kinds) if kind not in _ST_MODULES]
             if unknown:
                 raise ValueError(f"{modules_file}: unsupported sentence-transformers modules {sorted(unknown)}")
             transformer_dir = path / modules[0].get("path", "")
-            for m in modules[1:]:
-                if m["type"] == _ST_POOLING:
+            for m, kind in zip(modules[1:], kinds[1:]):
+                if kind == "Pooling":
                     pooling = _pooling_mode(json.loads((path / m["path"] / "config.json").read_text()))
-            normalize = _ST_NORMALIZE in kinds
-        st_config = transformer_dir / "sentence_bert_config.json"
+            normalize = "Normalize" in kinds
         module, params = hf.from_pretrained(str(transformer_dir))
         if max_seq_length is None:
-            if st_config.exists():
-                max_seq_length = json.loads(st_config.read_text()).get("max_seq_length")
-            max_seq_length = max_seq_length or int(module.config.max_position_embeddings)
-        max_seq_length = min(int(max_seq_length), int(module.config.max_position_embeddings))
+            max_seq_length = _configured_max_seq_length(transformer_dir) or config_lib.max_length(module.config)
+        max_seq_length = min(int(max_seq_length), config_lib.max_length(module.config))
         tokenizer = hf.load_tokenizer(str(transformer_dir))
         return cls(module, params, tokenizer, max_seq_length, pooling, normalize)
 

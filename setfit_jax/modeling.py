@@ -1,7 +1,8 @@
 """``SetFitModel``: a sentence encoder body plus a classification head, with the reference's API.
 
 ``SetFitModel.from_pretrained(path)`` takes a sentence-transformers directory (e.g.
-all-MiniLM-L6-v2), a Hugging Face BERT/ModernBERT directory, or a directory this class saved.
+all-MiniLM-L6-v2, paraphrase-mpnet-base-v2, an XLM-R body), a Hugging Face directory of any
+``modernbert_jax.hf.SUPPORTED`` family, or a directory this class saved.
 ``SetFitModel.from_encoder(module, params, tokenizer)`` wraps any ``modernbert_jax`` Encoder or
 MaskedLM parameters (a pretraining checkpoint) directly.
 
@@ -26,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import tokenizers
 
-from modernbert_jax import hf, model as model_lib
+from modernbert_jax import config as config_lib, hf, model as model_lib
 from setfit_jax import heads
 from setfit_jax.encoder import SentenceEncoder
 
@@ -112,7 +113,7 @@ class SetFitModel:
             raise TypeError(f"from_encoder takes a modernbert_jax Encoder or MaskedLM, not {type(module).__name__}")
         if not isinstance(tokenizer, tokenizers.Tokenizer):
             tokenizer = hf.load_tokenizer(tokenizer)
-        max_seq_length = min(max_seq_length, int(module.config.max_position_embeddings))
+        max_seq_length = min(max_seq_length, config_lib.max_length(module.config))
         body = SentenceEncoder(module, params, tokenizer, max_seq_length, pooling, normalize)
         return cls(body, **kwargs)
 

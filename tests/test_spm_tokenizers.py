@@ -184,3 +184,18 @@ def test_directory_without_a_tokenizer_names_what_it_looked_for(tmp_path):
     assert str(tmp_path) in message
     for name in ("tokenizer.json", "spm.model", "sentencepiece.bpe.model"):
         assert name in message
+
+
+def test_a_tokenizer_config_written_by_transformers_5_loads(xlmr_dir, tmp_path):
+    """transformers 5 saves extra_special_tokens (the special tokens again) and local_files_only."""
+    theirs = transformers.AutoTokenizer.from_pretrained(str(xlmr_dir))
+    saved = tmp_path / "saved"
+    theirs.save_pretrained(saved)
+    (saved / "tokenizer.json").unlink()  # keep only what a sentencepiece checkpoint ships
+    (saved / "sentencepiece.bpe.model").write_bytes((xlmr_dir / "sentencepiece.bpe.model").read_bytes())
+    _assert_same(hf.load_tokenizer(saved), transformers.AutoTokenizer.from_pretrained(str(saved)))
+    config = json.loads((saved / "tokenizer_config.json").read_text())
+    config["extra_special_tokens"] = ["<new>"]
+    (saved / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="extra_special_tokens.*<new>"):
+        hf.load_tokenizer(saved)
