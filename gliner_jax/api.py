@@ -27,7 +27,7 @@ from modernbert_jax import config as config_lib
 from modernbert_jax import hf, precision
 from modernbert_jax.model import Encoder
 
-MAX_TOKENS = 512  # the reference tokenizer's truncation length for BERT-sized backbones
+MAX_TOKENS = 512  # the reference tokenizer's truncation length (model_max_length of the released backbones)
 
 
 def normalize_labels(labels: str | Sequence[str]) -> list[str]:
@@ -45,7 +45,7 @@ def normalize_labels(labels: str | Sequence[str]) -> list[str]:
 
 
 class GLiNER:
-    """A GLiNER span model on a BERT or ModernBERT encoder, ready for inference."""
+    """A GLiNER span model on an encoder of any family in ``hf.SUPPORTED``, ready for inference."""
 
     def __init__(self, config: GLiNERConfig, encoder_config: ml_collections.ConfigDict, params: dict,
                  tokenizer, *, max_tokens: int | None = None, tokenizer_config: dict | None = None,
@@ -68,17 +68,23 @@ class GLiNER:
         if tokenizer.get_vocab_size(with_added_tokens=True) > vocab:
             raise ValueError(f"tokenizer has {tokenizer.get_vocab_size(with_added_tokens=True)} tokens "
                              f"but the embedding table only {vocab} rows")
-        self.max_tokens = max_tokens or min(MAX_TOKENS, encoder_config.max_position_embeddings)
+        self.max_tokens = max_tokens or min(MAX_TOKENS, config_lib.max_length(encoder_config))
         self.module = GLiNERModel(encoder_config, config)
         self._probs = jax.jit(lambda p, b: jax.nn.sigmoid(self.module.apply({"params": p}, b)[0]))
         self._cast_params: tuple[dict, dict] | None = None  # (self.params, their bf16-kernel copy)
+        # What the tokenizer wraps every input in ([CLS] ... [SEP], <s> ... </s>): outside the word budget.
+        self._special_tokens = tokenizer.num_special_tokens_to_add(is_pair=False)
 
     # ------------------------------------------------------------------ construction
 
     @classmethod
     def from_backbone(cls, backbone: str | Path, config: GLiNERConfig, seed: int = 0) -> "GLiNER":
-        """A new model: pretrained encoder at ``backbone`` (a Hugging Face BERT/ModernBERT directory
-        with ``tokenizer.json``, or a finished pretraining workdir), randomly initialised head."""
+        """A new model: pretrained encoder at ``backbone`` (a Hugging Face directory of a family in
+        ``hf.SUPPORTED`` with its tokenizer, or a finished pretraining workdir), randomly initialised head.
+
+        As the reference, the token table is resized to the tokenizer's size once the prompt tokens
+        are added: grown for BERT-sized vocabularies, cut for tables padded past the tokenizer (DeBERTa-v3
+        ships 128,100 rows for 128,001 tokens)."""
         backbone = hf.resolve_dir(backbone)
         encoder, enc_params = hf.from_pretrained(backbone)
         tok = hf.load_tokenizer(backbone, processor.prompt_tokens(config.ent_token, config.sep_token))
@@ -91,7 +97,7 @@ class GLiNER:
         config.model_name = str(backbone)
         module = GLiNERModel(encoder_config, config)
         tok_config = _read_json(backbone / "tokenizer_config.json")
-        batch = processor.collate(processor.encode_batch(tok, [["a"]], [["x"]]))
+        batch = processor.collate(processor.encode_batch(tok, [["a"]], [["x"]]), pad_id=encoder_config.pad_token_id)
         params = module.init(rng_head, batch)["params"]
         params = dict(params)
         params["encoder"] = enc_params
@@ -113,11 +119,7 @@ class GLiNER:
         params = checkpoint.head_from_torch(tensors, config.num_rnn_layers, has_projection)
         params["encoder"] = enc_params
         params = jax.tree.map(jnp.asarray, params)
-        tok_dir = path if (path / "tokenizer.json").exists() else Path(config.model_name)
-        tok_file = tok_dir / "tokenizer.json"
-        if not tok_file.exists():
-            raise FileNotFoundError(f"no tokenizer.json in {path} or in model_name={config.model_name!r}")
-        tok = hf.load_tokenizer(tok_dir, processor.prompt_tokens(config.ent_token, config.sep_token))
+        tok_dir, tok = _load_tokenizer((path, Path(config.model_name)), config)
         if config.class_token_index not in (-1, tok.token_to_id(config.ent_token)):
             raise ValueError(f"{path}: class_token_index={config.class_token_index} but the tokenizer puts "
                              f"{config.ent_token} at {tok.token_to_id(config.ent_token)}")
@@ -187,7 +189,7 @@ class GLiNER:
             prompt_tokens = self._count_tokens(processor.build_prompt(label_chunk, self.config.ent_token,
                                                                       self.config.sep_token))
             for i, words in enumerate(texts):
-                for first, last in self._windows(words, self.max_tokens - prompt_tokens - 2):
+                for first, last in self._windows(words, self.max_tokens - prompt_tokens - self._special_tokens):
                     jobs.append((i, first, words[first:last], label_chunk, offset))
             offset += len(label_chunk)
         parts: list[list[decoding.Candidates]] = [[] for _ in texts]
@@ -197,7 +199,8 @@ class GLiNER:
         for indices in self._plan_batches([len(e.input_ids) for e in encoded], batch_size):
             chunk = [jobs[i] for i in indices]
             rows = 1 << (len(chunk) - 1).bit_length()  # batch sizes are powers of two: few compilations
-            batch = processor.collate([encoded[i] for i in indices], batch_size=rows)
+            batch = processor.collate([encoded[i] for i in indices], batch_size=rows,
+                                      pad_id=self.encoder_config.pad_token_id)
             probs = np.asarray(self._probs(self._inference_params(), batch))
             for b, (i, first, words, label_chunk, label_offset) in enumerate(chunk):
                 found = decoding.candidate_spans(probs[b, :, :, : len(label_chunk)], len(words), threshold, label_offset)
@@ -261,9 +264,10 @@ class GLiNER:
         if n == 0:
             return []
         max_len = self.config.max_len
-        # Byte length bounds the token count for WordPiece and byte-level BPE alike, so short
-        # texts skip the extra tokenisation.
-        if n <= max_len and sum(len(w.encode("utf-8")) for w in words) <= token_budget:
+        # A word of b bytes gives at most b + 1 tokens under WordPiece, byte-level BPE (a prefix
+        # space) and SentencePiece (a lone "▁" piece before the word's own), so short texts skip
+        # the extra tokenisation.
+        if n <= max_len and sum(len(w.encode("utf-8")) + 1 for w in words) <= token_budget:
             return [(0, n)]
         enc = self.tokenizer.encode(list(words), is_pretokenized=True, add_special_tokens=False)
         counts = np.bincount([w for w in enc.word_ids if w is not None], minlength=n)
@@ -286,14 +290,28 @@ def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _load_tokenizer(dirs: Sequence[Path], config: GLiNERConfig) -> tuple[Path, Any]:
+    """``(directory, tokenizer)`` from the first of ``dirs`` that holds a tokenizer ``hf.load_tokenizer`` reads."""
+    for directory in dirs:
+        try:
+            return directory, hf.load_tokenizer(directory, processor.prompt_tokens(config.ent_token, config.sep_token))
+        except FileNotFoundError:
+            continue
+    raise FileNotFoundError(f"no tokenizer in {dirs[0]} or in model_name={str(dirs[1])!r}")
+
+
 def resize_embeddings(enc_params: dict, vocab_size: int, rng: jax.Array) -> dict:
-    """Grow the token table to ``vocab_size`` rows; new rows are drawn around the old rows' mean."""
+    """The token table with exactly ``vocab_size`` rows, as the reference's ``resize_token_embeddings``:
+    new rows are drawn around the old rows' mean; rows past ``vocab_size`` (no token reaches them) are cut."""
     table = enc_params["embeddings"]["tok_embeddings"]["embedding"]
     extra = vocab_size - table.shape[0]
-    if extra <= 0:
+    if extra == 0:
         return enc_params
-    mean, std = table.mean(axis=0), table.std(axis=0)
-    new_rows = mean + std * jax.random.normal(rng, (extra, table.shape[1]), table.dtype)
+    if extra < 0:
+        resized = table[:vocab_size]
+    else:
+        mean, std = table.mean(axis=0), table.std(axis=0)
+        resized = jnp.concatenate([table, mean + std * jax.random.normal(rng, (extra, table.shape[1]), table.dtype)])
     out = jax.tree.map(lambda x: x, enc_params)
-    out["embeddings"]["tok_embeddings"]["embedding"] = jnp.concatenate([table, new_rows], axis=0)
+    out["embeddings"]["tok_embeddings"]["embedding"] = resized
     return out

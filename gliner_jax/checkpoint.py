@@ -20,7 +20,7 @@ ENCODER_PREFIX = "token_rep_layer.bert_layer.model."
 
 
 def check_backbone(encoder_config: dict[str, Any] | None, where: str) -> None:
-    """Raise a ValueError naming the architecture unless it is BERT or ModernBERT."""
+    """Raise a ValueError naming the architecture unless its ``model_type`` is in ``hf.SUPPORTED``."""
     if not encoder_config:
         raise ValueError(f"{where}: gliner_config.json has no encoder_config, so the backbone is unknown")
     model_type = encoder_config.get("model_type")
@@ -28,7 +28,7 @@ def check_backbone(encoder_config: dict[str, Any] | None, where: str) -> None:
         arch = ", ".join(encoder_config.get("architectures") or []) or "unknown architecture"
         raise ValueError(
             f"{where}: backbone model_type={model_type!r} ({arch}) is not supported; "
-            f"gliner_jax runs GLiNER on {' and '.join(hf.SUPPORTED)} backbones only"
+            f"gliner_jax runs GLiNER on these backbone model_types only: {', '.join(hf.SUPPORTED)}"
         )
 
 

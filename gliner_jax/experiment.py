@@ -34,6 +34,7 @@ from gliner_jax import metrics, training
 from gliner_jax.api import GLiNER
 from gliner_jax.config import SAMPLING_FIELDS, GLiNERConfig
 from gliner_jax.data import json_format, pydocs, tfds_pydocs
+from modernbert_jax import config as config_lib
 from modernbert_jax import hf, sharding
 from modernbert_jax.train import checkpoint as ckpt_lib
 from modernbert_jax.train import metrics as metrics_lib
@@ -44,7 +45,7 @@ CHECKPOINTS = "checkpoints"
 EVAL_FILE_SPLIT = "eval"  # the split name of data.eval_file
 # What of a backbone or GLiNER directory the model is built from (weights, configs, tokenizer).
 _MODEL_FILES = ("config.json", "gliner_config.json", "model.safetensors", "pytorch_model.bin",
-                "tokenizer.json", "tokenizer_config.json")
+                "tokenizer.json", "tokenizer_config.json", "spm.model", "sentencepiece.bpe.model")
 
 
 def backbone_dir(config: ml_collections.ConfigDict) -> Path:
@@ -154,7 +155,8 @@ class _Batches:
         chosen = [self.examples[i] for i in self.order[self.cursor: self.cursor + t.batch_size]]
         self.cursor += t.batch_size
         batch = training.make_batch(chosen, self.model.tokenizer, self.head, self.rng, batch_size=t.batch_size,
-                                    max_words=t.max_words, max_tokens=t.max_tokens, negative_pool=self.pool)
+                                    max_words=t.max_words, max_tokens=t.max_tokens, negative_pool=self.pool,
+                                    pad_id=self.model.encoder_config.pad_token_id)
         state = {"rng": self.rng.bit_generator.state, "order": self.order.tolist(), "cursor": self.cursor}
         return _Batch(jax.device_put(batch, self.sharding), state)
 
@@ -175,6 +177,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     splits = eval_splits(cfg)
     eval_sets = {split: _eval_subset(data[split], cfg) for split in splits}
     model = build_model(cfg)
+    limit = config_lib.max_length(model.encoder_config)
+    if cfg.train.max_tokens > limit:  # past the position table, positions would be clamped silently
+        raise ValueError(f"train.max_tokens={cfg.train.max_tokens} exceeds the backbone's longest sequence ({limit})")
 
     writer = metrics_lib.MetricsWriter(workdir)
     try:

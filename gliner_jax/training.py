@@ -54,11 +54,12 @@ def sample_types(examples: Sequence[dict], rng: np.random.Generator, *, max_type
 
 
 def make_batch(examples: Sequence[dict], tok, cfg, rng: np.random.Generator, *, batch_size: int,
-               max_words: int, max_tokens: int,
-               negative_pool: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+               max_words: int, max_tokens: int, negative_pool: Sequence[str] | None = None,
+               pad_id: int = 0) -> dict[str, np.ndarray]:
     """Arrays for one training step, always ``[batch_size, max_tokens]`` tokens, ``max_words`` words
     and ``cfg.max_types`` types, so the step compiles once. Longer examples are cut at the end.
-    Types are sampled with the head config ``cfg``'s knobs (max_types, max_neg_type_ratio, drop_types_prob)."""
+    Types are sampled with the head config ``cfg``'s knobs (max_types, max_neg_type_ratio, drop_types_prob);
+    ``pad_id`` is the encoder's ``pad_token_id`` (1 for RoBERTa, XLM-R and MPNet)."""
     types = sample_types(examples, rng, max_types=cfg.max_types, max_neg_type_ratio=cfg.max_neg_type_ratio,
                          drop_types_prob=cfg.drop_types_prob, negative_pool=negative_pool)
 
@@ -76,8 +77,8 @@ def make_batch(examples: Sequence[dict], tok, cfg, rng: np.random.Generator, *, 
         if len(e.input_ids) > max_tokens:
             raise ValueError(f"the prompt of {len(types[i])} types alone exceeds train.max_tokens={max_tokens}")
         encoded[i] = e
-    batch = processor.collate(encoded, batch_size=batch_size, num_tokens=max_tokens, num_words=max_words,
-                              num_types=cfg.max_types)
+    batch = processor.collate(encoded, pad_id=pad_id, batch_size=batch_size, num_tokens=max_tokens,
+                              num_words=max_words, num_types=cfg.max_types)
     type_index = [{t: j for j, t in enumerate(ts)} for ts in types]
     spans = [[(a, b, type_index[i][label]) for a, b, label in ex["ner"] if label in type_index[i] and b < len(words[i])]
              for i, ex in enumerate(examples)]

