@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from test_gliner_parity import reference_logits
+from test_gliner_parity import reference_gliner, reference_logits
 
 from gliner_jax import GLiNER, experiment, processor
 from modernbert_jax import config as config_lib
@@ -88,19 +88,7 @@ def backbone(tmp_path_factory):
 @pytest.fixture(scope="module")
 def models(backbone, tmp_path_factory):
     """(reference GLiNER, ours loaded from the reference's save, that directory)."""
-    path = tmp_path_factory.mktemp("ref") / "gliner_deberta"
-    torch.manual_seed(0)
-    config = gliner.GLiNERConfig(model_name=str(backbone), span_mode="markerV0", max_width=12, hidden_size=32,
-                                 dropout=0.0)
-    ref = gliner.GLiNER.from_config(config, backbone_from_pretrained=True, local_files_only=True)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # a random head with spread-out scores, so every mode has work to do
-        for name, p in ref.model.named_parameters():
-            if not name.startswith("token_rep_layer.bert_layer"):
-                p.copy_(torch.randn(p.shape, generator=generator) * (0.18 if p.ndim > 1 else 0.02))
-    ref.eval()
-    ref.save_pretrained(path)
-    return ref, GLiNER.from_pretrained(path), path
+    return reference_gliner(tmp_path_factory.mktemp("ref") / "gliner_deberta", backbone, 32, 0.18)
 
 
 def test_backbone_is_deberta_v3_and_words_start_with_a_lone_metaspace(models):

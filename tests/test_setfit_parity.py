@@ -67,7 +67,7 @@ def tiny_st_dir(tmp_path_factory):
     return d
 
 
-def _reference_stage1(path, args_kw):
+def reference_stage1(path, args_kw):
     from datasets import Dataset
     from torch.utils.data import BatchSampler, SequentialSampler
 
@@ -93,7 +93,7 @@ def _reference_stage1(path, args_kw):
 
 def test_stage1_loss_per_step_matches_reference(tiny_st_dir):
     kw = dict(batch_size=4, num_iterations=2, body_learning_rate=1e-3, seed=0)
-    ref_losses, ref_emb, ref_table = _reference_stage1(tiny_st_dir, kw)
+    ref_losses, ref_emb, ref_table = reference_stage1(tiny_st_dir, kw)
 
     model = SetFitModel.from_pretrained(tiny_st_dir)
     args = TrainingArguments(dropout=False, **kw)
