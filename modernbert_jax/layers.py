@@ -128,8 +128,9 @@ class Embeddings(nn.Module):
 class RelativePositions(nn.Module):
     """What every layer's relative attention shares, computed once per forward from ``positions``.
 
-    Disentangled (DeBERTa): the relative embedding table ``[2 * span, hidden]`` (LayerNorm'd when
-    ``norm_rel_ebd``) and each pair's row in it, ``clip(bucket(p_i - p_j) + span)``. Buckets
+    Disentangled (DeBERTa): the rows of the relative embedding table ``[2 * span, hidden]``
+    (LayerNorm'd when ``norm_rel_ebd``) that the input length reaches, and each pair's row among
+    them, ``clip(bucket(p_i - p_j) + span) - first reachable row``. Buckets
     (MPNet): the per-head score bias ``[B, H, T, T]`` looked up from a ``[buckets, H]`` table.
     """
 
@@ -147,7 +148,12 @@ class RelativePositions(nn.Module):
                 table = layer_norm(cfg, "norm")(table)
             if cfg.relative_buckets:
                 rel = relative_position.deberta_log_buckets(rel, cfg.relative_buckets, cfg.max_relative_positions)
-            return {"table": table.astype(compute_dtype(cfg)), "index": jnp.clip(rel + span, 0, 2 * span - 1)}
+            # Only the rows this input length can reach: every layer projects the table and scores
+            # each query against it, which for short inputs costs more than the attention itself.
+            lo, hi = relative_position.reachable_rows(
+                positions.shape[1], span, cfg.relative_buckets, cfg.max_relative_positions)
+            index = jnp.clip(rel + span, lo, hi - 1) - lo
+            return {"table": table[lo:hi].astype(compute_dtype(cfg)), "index": index}
         table = self.param("relative_attention_bias", nn.with_logical_partitioning(
             trunc_normal(cfg, cfg.initializer_range), (None, "heads")), (cfg.relative_buckets, cfg.num_heads))
         buckets = relative_position.t5_buckets(rel, cfg.relative_buckets, cfg.max_relative_positions)
@@ -158,7 +164,7 @@ def disentangled_bias(cfg: ml_collections.ConfigDict, q: jax.Array, k: jax.Array
                       pos_k: jax.Array | None, index: jax.Array) -> jax.Array:
     """DeBERTa's content→position and position→content scores ``[B, H, T, T]``, unscaled.
 
-    ``q, k [B, T, H, D]``; ``pos_q, pos_k [2 * span, H, D]`` (the relative table projected by
+    ``q, k [B, T, H, D]``; ``pos_q, pos_k [R, H, D]`` (the reachable relative rows projected by
     the query / key projections); ``index [B, T, T]``. Both terms use the same row for a pair
     (i, j): the reference's position→content gather at ``-bucket(p_j - p_i)`` is
     ``bucket(p_i - p_j)`` because the bucketing is odd.

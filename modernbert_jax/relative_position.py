@@ -53,3 +53,15 @@ def t5_buckets(relative: jax.Array, num_buckets: int, max_distance: int) -> jax.
     large = max_exact + (jnp.log(safe / max_exact) / math.log(max_distance / max_exact) * (half - max_exact)).astype(jnp.int32)
     large = jnp.minimum(large, half - 1)
     return (offset + jnp.where(n < max_exact, n, large)).astype(jnp.int32)
+
+
+def reachable_rows(length: int, span: int, bucket_size: int, max_position: int) -> tuple[int, int]:
+    """``[lo, hi)``: the rows of DeBERTa's ``2 * span``-row relative table that distances of a
+    ``length``-token input (``|d| <= length - 1``) reach. The bucketing is monotone, so the two
+    extreme distances bound them. Computed at trace time (``length`` is a static shape)."""
+    with jax.ensure_compile_time_eval():
+        extremes = jnp.asarray([-(length - 1), length - 1], jnp.int32)
+        if bucket_size:
+            extremes = deberta_log_buckets(extremes, bucket_size, max_position)
+        lo, hi = (int(v) for v in jnp.clip(extremes + span, 0, 2 * span - 1))
+    return lo, hi + 1
