@@ -6,10 +6,10 @@ for RoBERTa, XLM-R and MPNet) tokenised with the words pre-split (each word, and
 is one "word" of the tokenizer). No token_type_ids are passed, as in the reference (all zeros).
 Under a SentencePiece tokenizer (DeBERTa-v3, XLM-R) a word's first sub-token may be a lone ``▁``;
 it is the word's vector all the same, as in the reference. Word vectors come from the first
-sub-token of each text word; type vectors from the ``<<ENT>>`` tokens. As in the reference, word indices are assigned by counting
-the words that produced at least one sub-token, so a word that tokenises to nothing
-shifts the ones after it (kept for exact parity), and trailing words without a
-sub-token get a zero vector.
+sub-token of each text word; type vectors from the ``<<ENT>>`` tokens. As in the reference,
+word indices are assigned by counting the words that produced at least one sub-token, so a word
+that tokenises to nothing shifts the ones after it (kept for exact parity), and trailing words
+without a sub-token get a zero vector.
 
 Shapes are padded to buckets so ``jax.jit`` compiles a handful of programs, not one
 per batch.
