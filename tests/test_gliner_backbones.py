@@ -24,12 +24,13 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from test_gliner_parity import reference_gliner, reference_logits
+from test_gliner_parity import assert_predictions_match, reference_gliner, reference_logits
 
 from gliner_jax import GLiNER, experiment, processor
 from modernbert_jax import config as config_lib
 from modernbert_jax import hf
 from modernbert_jax.train import metrics as metrics_lib
+from torch_models import perturb_norms_and_biases
 
 TEXTS = [
     "Barack Obama was born in Honolulu, Hawaii on August 4, 1961, and later moved to Chicago.",
@@ -77,10 +78,7 @@ def backbone(tmp_path_factory):
         type_vocab_size=0, layer_norm_eps=1e-7, pad_token_id=0)
     torch.manual_seed(0)
     model = transformers.DebertaV2Model(config).eval()
-    with torch.no_grad():  # non-trivial norms and biases, so a misplaced one shows
-        for name, p in model.named_parameters():
-            if "norm" in name.lower() or name.endswith("bias"):
-                p.add_(0.1 * torch.randn_like(p))
+    perturb_norms_and_biases(model)
     model.save_pretrained(path)
     return path
 
@@ -123,13 +121,8 @@ def test_span_scores_match_reference(models):
 @pytest.mark.parametrize("flat_ner,multi_label", MODES)
 def test_predict_entities_match_reference(models, flat_ner, multi_label):
     ref, ours, _ = models
-    found = 0
-    for text in TEXTS:
-        expected = ref.predict_entities(text, LABELS, threshold=THRESHOLD, flat_ner=flat_ner, multi_label=multi_label)
-        got = ours.predict_entities(text, LABELS, threshold=THRESHOLD, flat_ner=flat_ner, multi_label=multi_label)
-        assert_same_entities(got, expected)
-        found += len(got)
-    assert found > len(TEXTS), "the random head should produce entities at this threshold"
+    assert_predictions_match(ref, ours, TEXTS, LABELS, flat_ner, multi_label, assert_same_entities,
+                             min_found=len(TEXTS) + 1)
 
 
 def test_reference_reads_our_save(models, tmp_path):

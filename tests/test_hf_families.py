@@ -22,6 +22,7 @@ import transformers
 
 from modernbert_jax import config as config_lib
 from modernbert_jax import hf
+from torch_models import perturb_norms_and_biases
 
 TOL = 1e-4
 VOCAB = 301
@@ -77,10 +78,7 @@ def family(request, tmp_path_factory):
     cls, base, cfg, pad = FAMILIES[request.param]
     torch.manual_seed(0)
     ref = cls(cfg).eval()
-    with torch.no_grad():  # non-trivial norms and biases so the test can see a misplaced one
-        for name, p in ref.named_parameters():
-            if "norm" in name.lower() or name.endswith("bias"):
-                p.add_(0.1 * torch.randn_like(p))
+    perturb_norms_and_biases(ref)
     path = tmp_path_factory.mktemp(request.param)
     ref.save_pretrained(path)
     return request.param, ref, path, pad, base

@@ -16,6 +16,7 @@ import torch
 import transformers
 
 from modernbert_jax import hf
+from torch_models import perturb_norms_and_biases
 
 TOL = 1e-4
 
@@ -45,10 +46,7 @@ def _max_err(ours, ref, mask):
 def modernbert_mlm_dir(tmp_path_factory):
     torch.manual_seed(0)
     ref = transformers.ModernBertForMaskedLM(_small_modernbert_config()).eval()
-    with torch.no_grad():  # non-trivial norms and biases so the test can see a misplaced one
-        for name, p in ref.named_parameters():
-            if "norm" in name or name.endswith("bias"):
-                p.add_(0.1 * torch.randn_like(p))
+    perturb_norms_and_biases(ref)
     path = tmp_path_factory.mktemp("modernbert_mlm")
     ref.save_pretrained(path)
     return path, ref

@@ -28,9 +28,10 @@ import torch
 import transformers
 from sentence_transformers import SentenceTransformer, models
 
-from setfit_jax import SetFitModel, Trainer, TrainingArguments, sampler
+from setfit_jax import SetFitModel
 from setfit_jax.encoder import SentenceEncoder
-from test_setfit_parity import LABELS, TEXTS, reference_stage1
+from test_setfit_parity import TEXTS, ours_stage1, reference_stage1
+from torch_models import perturb_norms_and_biases
 
 TOL = 1e-5
 MAX_SEQ_LENGTH = 40  # below the 70 usable positions, so the long sentence below is truncated
@@ -80,10 +81,7 @@ def _write_body(name: str, tmp: Path) -> Path:
     cfg = config_cls(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **SIZES, **extra)
     torch.manual_seed(0)
     body = model_cls(cfg).eval()
-    with torch.no_grad():  # non-trivial norms and biases so the test can see a misplaced one
-        for pname, p in body.named_parameters():
-            if "norm" in pname.lower() or pname.endswith("bias"):
-                p.add_(0.1 * torch.randn_like(p))
+    perturb_norms_and_biases(body)
     hf_dir = tmp / "hf"
     body.save_pretrained(hf_dir)
     tokenizer.save_pretrained(hf_dir)
@@ -135,12 +133,7 @@ def test_mpnet_stage1_loss_per_step_matches_setfit(tmp_path):
     kw = dict(batch_size=4, num_iterations=1, body_learning_rate=1e-3, seed=0)
     recorded, ref_embeddings, _ = reference_stage1(path, kw)
 
-    model = SetFitModel.from_pretrained(path)
-    ours_args = TrainingArguments(dropout=False, **kw)
-    pairs = sampler.PairSampler(LABELS, num_iterations=1).sample()
-    order = [np.arange(s, min(s + 4, len(pairs))) for s in range(0, len(pairs), 4)]
-    ours = Trainer(model, args=ours_args).train_embeddings(TEXTS, np.array(LABELS), ours_args, pairs=pairs,
-                                                           pair_order=order)
+    ours, model = ours_stage1(path, kw)
     assert len(ours) == len(recorded) == 6  # 2 * 12 pairs / batch 4
     np.testing.assert_allclose(ours, recorded, atol=1e-5, rtol=1e-4)
     assert ours[-1] != ours[0]  # the body moved

@@ -91,15 +91,22 @@ def reference_stage1(path, args_kw):
     return recorded, model.model_body.encode(TEXTS), table
 
 
+def ours_stage1(path, args_kw):
+    """Our stage-1 losses per step on the reference's pairs, in its (unshuffled) order, and the model."""
+    model = SetFitModel.from_pretrained(path)
+    args = TrainingArguments(dropout=False, **args_kw)
+    pairs = sampler.PairSampler(LABELS, num_iterations=args_kw["num_iterations"]).sample()
+    size = args_kw["batch_size"]
+    order = [np.arange(s, min(s + size, len(pairs))) for s in range(0, len(pairs), size)]
+    losses = Trainer(model, args=args).train_embeddings(TEXTS, np.array(LABELS), args, pairs=pairs, pair_order=order)
+    return losses, model
+
+
 def test_stage1_loss_per_step_matches_reference(tiny_st_dir):
     kw = dict(batch_size=4, num_iterations=2, body_learning_rate=1e-3, seed=0)
     ref_losses, ref_emb, ref_table = reference_stage1(tiny_st_dir, kw)
 
-    model = SetFitModel.from_pretrained(tiny_st_dir)
-    args = TrainingArguments(dropout=False, **kw)
-    pairs = sampler.PairSampler(LABELS, num_iterations=2).sample()
-    order = [np.arange(s, min(s + 4, len(pairs))) for s in range(0, len(pairs), 4)]
-    ours = Trainer(model, args=args).train_embeddings(TEXTS, np.array(LABELS), args, pairs=pairs, pair_order=order)
+    ours, model = ours_stage1(tiny_st_dir, kw)
 
     assert len(ours) == len(ref_losses) == 12  # 2 * 2 * 12 pairs / batch 4
     np.testing.assert_allclose(ours, ref_losses, atol=1e-5, rtol=1e-4)
