@@ -100,6 +100,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.log_every = 10 if small else 100
     cfg.checkpoint_every = {"demo": 100, "tiny": 50}.get(variant, 5000)
     cfg.keep_checkpoints = 3
+    # A newest checkpoint that fails verification stops the run naming the intact steps; True resumes
+    # from the newest intact one instead (the corrupt step is kept, renamed <step>.corrupt).
+    cfg.restore_fallback = False
     # Previous phase's workdir: extend/decay start from its latest weights.
     cfg.init_from = ""
     cfg.export_hf = True

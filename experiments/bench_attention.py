@@ -42,22 +42,25 @@ _CPU = flags.DEFINE_bool("cpu", False, "CPU mode: blocked local vs dense at T=81
 _OUT = flags.DEFINE_string("out", None, "JSON path, e.g. experiments/results/bench_attention_<backend>[_sweep].json.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a result of another commit at --out.")
 _SEQ_LENS = flags.DEFINE_list("seq_lens", ["512", "1024", "8192", "16384"], "Sequence lengths (GPU mode).")
-_TOKENS = flags.DEFINE_integer("tokens", 16384, "Tokens per batch: batch = max(1, tokens // T).")
-_HEADS = flags.DEFINE_integer("heads", 12, "Attention heads (GPU mode; CPU mode uses 2).")
-_HEAD_DIM = flags.DEFINE_integer("head_dim", 64, "Head dimension.")
-_HALF_WINDOW = flags.DEFINE_integer("half_window", 64, "Local half-width w (|i - j| <= w; HF local_attention = 2w).")
-_MIN_TIME = flags.DEFINE_float("min_time", 0.2, "Seconds of timed runs per measurement (at least 3 runs).")
+_TOKENS = flags.DEFINE_integer("tokens", 16384, "Tokens per batch: batch = max(1, tokens // T).", lower_bound=1)
+_HEADS = flags.DEFINE_integer("heads", 12, "Attention heads (GPU mode; CPU mode uses 2).", lower_bound=1)
+_HEAD_DIM = flags.DEFINE_integer("head_dim", 64, "Head dimension.", lower_bound=1)
+_HALF_WINDOW = flags.DEFINE_integer("half_window", 64, "Local half-width w (|i - j| <= w; HF local_attention = 2w).",
+                                    lower_bound=0)
+_MIN_TIME = flags.DEFINE_float("min_time", 0.2, "Seconds of timed runs per measurement (at least 3 runs).",
+                               lower_bound=0)
 _FLEX_SEQ_LENS = flags.DEFINE_list("flex_seq_lens", ["8192"], "T values to run FlexAttention at (it compiles per shape).")
 _FLEX_GLOBAL = flags.DEFINE_bool("flex_global", False, "Also run FlexAttention for global attention (another compile).")
 _PALLAS_BLOCKS = flags.DEFINE_list(
     "pallas_blocks", None, "Six ints: block_q,block_k,block_q_dq,block_k_dq,block_q_dkv,block_k_dkv (default BlockSizes())."
 )
-_PALLAS_WARPS = flags.DEFINE_integer("pallas_num_warps", None, "Triton num_warps (default: 4 for D<=64, else 8).")
-_PALLAS_STAGES = flags.DEFINE_integer("pallas_num_stages", 2, "Triton num_stages.")
+_PALLAS_WARPS = flags.DEFINE_integer("pallas_num_warps", None, "Triton num_warps (default: 4 for D<=64, else 8).",
+                                     lower_bound=1)
+_PALLAS_STAGES = flags.DEFINE_integer("pallas_num_stages", 2, "Triton num_stages.", lower_bound=1)
 _SWEEP = flags.DEFINE_bool(
     "pallas_sweep", False, "Instead of the table: time candidate Pallas tile shapes at T=8192, local and global."
 )
-_SEED = flags.DEFINE_integer("seed", 0, "PRNG seed for the inputs.")
+_SEED = flags.DEFINE_integer("seed", 0, "PRNG seed for the inputs.", lower_bound=0)
 flags.mark_flag_as_required("out")
 
 # Candidate (block_q, block_k, block_q_dq, block_k_dq, block_q_dkv, block_k_dkv, num_warps) for --pallas_sweep.

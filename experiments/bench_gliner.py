@@ -37,8 +37,8 @@ from absl import app, flags
 from experiments.timing import measure
 from modernbert_jax import provenance
 
-_NUM_TEXTS = flags.DEFINE_integer("num_texts", 64, "texts per measurement")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "timed repetitions; the median is reported")
+_NUM_TEXTS = flags.DEFINE_integer("num_texts", 64, "texts per measurement", lower_bound=1)
+_REPEATS = flags.DEFINE_integer("repeats", 3, "timed repetitions; the median is reported", lower_bound=1)
 _MODEL = flags.DEFINE_string("model", "", "trained GLiNER directory loaded by both libraries ('' = random head)")
 _BACKBONE = flags.DEFINE_string("backbone", "minilm", "minilm (all-MiniLM-L6-v2) or an experiments.backbones "
                                 "architecture with random weights, e.g. deberta-v3")

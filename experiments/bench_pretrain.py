@@ -34,15 +34,17 @@ from experiments.timing import Timing, measure
 from modernbert_jax import provenance
 
 _VARIANT = flags.DEFINE_enum("variant", "tiny", ["tiny", "base", "large"], "Model size (modernbert_jax.config).")
-_SEQ_LEN = flags.DEFINE_integer("seq_len", 512, "Tokens per row.")
-_BATCH = flags.DEFINE_integer("batch", 8, "Rows per step.")
-_STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per framework (the median step time is reported).")
-_STEPS_PER_CALL = flags.DEFINE_integer("steps_per_call", 4, "Our steps per timed call, synced once at its end.")
-_WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps first (compilation, allocator warmup).")
+_SEQ_LEN = flags.DEFINE_integer("seq_len", 512, "Tokens per row.", lower_bound=1)
+_BATCH = flags.DEFINE_integer("batch", 8, "Rows per step.", lower_bound=1)
+_STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per framework (the median step time is reported).",
+                              lower_bound=1)
+_STEPS_PER_CALL = flags.DEFINE_integer("steps_per_call", 4, "Our steps per timed call, synced once at its end.",
+                                       lower_bound=1)
+_WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps first (compilation, allocator warmup).", lower_bound=0)
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype of our model.")
 _ATTENTION = flags.DEFINE_string("attention_impl", "auto", "Our attention backend (xla|blocked|pallas|auto).")
 _SKIP_TORCH = flags.DEFINE_bool("skip_torch", False, "Only time our side (e.g. on a GPU machine without torch).")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the random batches and initialisation.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the random batches and initialisation.", lower_bound=0)
 _OUT = flags.DEFINE_string("out", None, "Results JSON, e.g. experiments/results/bench_pretrain_cpu_tiny_T512.json.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a result of another commit at --out.")
 flags.mark_flag_as_required("out")

@@ -38,10 +38,10 @@ from modernbert_jax.data import tfds_builder
 from modernbert_jax.threads import limit_threads
 from setfit_jax import fewshot
 
-_SHOTS = flags.DEFINE_integer("shots", 8, "Training examples per class.")
-_STEPS = flags.DEFINE_integer("steps", 80, "Stage-1 steps (max_steps) for both libraries.")
-_REPEATS = flags.DEFINE_integer("repeats", 2, "Alternating ours/reference rounds.")
-_THREADS = flags.DEFINE_integer("threads", 0, "CPU threads for each library (0 = library defaults).")
+_SHOTS = flags.DEFINE_integer("shots", 8, "Training examples per class.", lower_bound=1)
+_STEPS = flags.DEFINE_integer("steps", 80, "Stage-1 steps (max_steps) for both libraries.", lower_bound=1)
+_REPEATS = flags.DEFINE_integer("repeats", 2, "Alternating ours/reference rounds.", lower_bound=1)
+_THREADS = flags.DEFINE_integer("threads", 0, "CPU threads for each library (0 = library defaults).", lower_bound=0)
 _BACKBONE = flags.DEFINE_string("backbone", "", "A sentence-transformers directory, or an arch of "
                                  f"{backbones.ARCHS} (random weights); empty = all-MiniLM-L6-v2.")
 _BACKBONE_SIZE = flags.DEFINE_enum("backbone_size", "base", ["base", "tiny"], "Shape of a random --backbone arch.")

@@ -48,14 +48,14 @@ ARCH = flags.DEFINE_enum("arch", "modernbert", ("modernbert",) + backbones.ARCHS
                          "encoder family: modernbert (our config, --variant) or a backbone of --size")
 VARIANT = flags.DEFINE_string("variant", "base", "--arch=modernbert model size: tiny | base | large")
 SIZE = flags.DEFINE_enum("size", "base", ("base", "tiny"), "other --arch: the released base shape or a tiny one")
-SEQ_LEN = flags.DEFINE_integer("seq_len", 512, "maximum sequence length T")
-NUM_SEQ = flags.DEFINE_integer("num_sequences", 16, "sequences per timed call")
-REPEATS = flags.DEFINE_integer("repeats", 5, "timed repetitions (median reported)")
+SEQ_LEN = flags.DEFINE_integer("seq_len", 512, "maximum sequence length T", lower_bound=1)
+NUM_SEQ = flags.DEFINE_integer("num_sequences", 16, "sequences per timed call", lower_bound=1)
+REPEATS = flags.DEFINE_integer("repeats", 5, "timed repetitions (median reported)", lower_bound=1)
 DTYPE = flags.DEFINE_string("dtype", None, "compute dtype; default float32 on CPU, bfloat16 on GPU")
 IMPL = flags.DEFINE_string("impl", "auto", "our attention backend: xla | blocked | pallas | auto")
 OUT = flags.DEFINE_string("out", None, "JSON output path, e.g. experiments/results/bench_throughput_<backend>.json")
 OVERWRITE = flags.DEFINE_bool("overwrite", False, "replace a result of another commit at --out")
-SEED = flags.DEFINE_integer("seed", 0, "seed for weights and sequences")
+SEED = flags.DEFINE_integer("seed", 0, "seed for weights and sequences", lower_bound=0)
 flags.mark_flag_as_required("out")
 
 

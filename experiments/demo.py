@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 _STAGES = flags.DEFINE_list("stages", ["encoder", "pretrain", "gliner", "setfit"], "Which stages to run, in order.")
 _WORKDIR = flags.DEFINE_string("workdir", str(ROOT / "workdir" / "demo"), "Where checkpoints and results go.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed for every stage.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed for every stage.", lower_bound=0)
 
 TEXTS = [
     "A function returns a value to its caller.",

@@ -28,8 +28,8 @@ from absl import app, flags
 
 from modernbert_jax import provenance
 
-_TEST_TIMEOUT = flags.DEFINE_integer("test_timeout", 150, "Seconds allowed for the kernel tests.")
-_BENCH_TIMEOUT = flags.DEFINE_integer("bench_timeout", 180, "Seconds allowed for the benchmark.")
+_TEST_TIMEOUT = flags.DEFINE_integer("test_timeout", 150, "Seconds allowed for the kernel tests.", lower_bound=1)
+_BENCH_TIMEOUT = flags.DEFINE_integer("bench_timeout", 180, "Seconds allowed for the benchmark.", lower_bound=1)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace results of another commit under $OUT.")
 _VENV_SITE = flags.DEFINE_string(
     "venv_site",

@@ -15,8 +15,8 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file[
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics and exports go here.")
 _DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() with auto-detection.")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-host).")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-host).")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-host).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-host).", lower_bound=1)
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-host).", lower_bound=0)
 flags.mark_flags_as_required(["config", "workdir"])
 
 

@@ -20,12 +20,13 @@ from modernbert_jax import sweep
 
 _CONFIG = flags.DEFINE_string("config", None, "Sweep file[:arg], e.g. configs/sweeps/tiny_pretrain.py.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "One directory per point, and the tables.")
-_WORKERS = flags.DEFINE_integer("workers", 1, "Points run at once.")
+_WORKERS = flags.DEFINE_integer("workers", 1, "Points run at once.", lower_bound=1)
 _PRINT = flags.DEFINE_bool("print_commands", False, "Print one shell command per point instead of running.")
 _RESULTS = flags.DEFINE_string("results_dir", "", "Also copy the tables, figure and every point's result.json "
                                 "here (e.g. experiments/results/<table>).")
 _TIMEOUT = flags.DEFINE_float("point_timeout_s", 7 * 24 * 3600.0, "A point running longer is killed and failed.")
 flags.mark_flags_as_required(["config", "workdir"])
+flags.register_validator("point_timeout_s", lambda seconds: seconds > 0, "must be > 0 seconds")
 
 
 def main(argv):

@@ -6,6 +6,9 @@ multi_label=False)`` returns ``[{"start", "end", "text", "label", "score"}]`` wi
 offsets. Texts longer than the window (``max_len`` words, or the encoder's token limit)
 are split into overlapping word windows whose candidate spans are merged before the greedy
 selection; label lists whose prompt would crowd out the text are split across passes.
+A word the tokenizer erases gets no span and shifts no other word, and a word longer than a
+window is cut into one-token pieces (``processor.model_pieces``): on ordinary text, the
+reference's answers.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ import numpy as np
 
 from gliner_jax import checkpoint, decoding, processor
 from gliner_jax.config import GLiNERConfig
-from gliner_jax.model import GLiNERModel
+from gliner_jax.model import GLiNERModel, check_batch
 from gliner_jax.words import split_words
 from modernbert_jax import config as config_lib
-from modernbert_jax import hf, precision
+from modernbert_jax import hf, precision, safe_io
 from modernbert_jax.model import Encoder
 
 MAX_TOKENS = 512  # the reference tokenizer's truncation length (model_max_length of the released backbones)
@@ -110,7 +113,7 @@ class GLiNER:
         config_file = path / "gliner_config.json"
         if not config_file.exists():
             raise FileNotFoundError(f"no gliner_config.json in {path}")
-        values = json.loads(config_file.read_text())
+        values = safe_io.read_json(config_file, what="a GLiNER config")
         checkpoint.check_backbone(values.get("encoder_config"), str(path))
         config = GLiNERConfig.from_dict(values)
         tensors = hf.read_tensors(path)
@@ -126,23 +129,29 @@ class GLiNER:
         return cls(config, encoder.config, params, tok, tokenizer_config=_read_json(tok_dir / "tokenizer_config.json"),
                    matmul_dtype=matmul_dtype)
 
-    def save_pretrained(self, path: str | Path) -> Path:
-        """Write the reference layout: gliner_config.json, model.safetensors, tokenizer.json."""
+    def save_pretrained(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the reference layout: gliner_config.json, model.safetensors, tokenizer.json (and
+        tokenizer_config.json when the model has one).
+
+        Only those files are written, each atomically (``safe_io.write_files``): other files in
+        ``path`` are kept and an interrupted save leaves the previous one loadable. Refuses to
+        replace any of them unless ``overwrite=True``.
+        """
         from safetensors.numpy import save_file
 
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
         encoder_hf, tensors = checkpoint.encoder_tensors(Encoder(self.encoder_config), self.params["encoder"])
         tensors.update(checkpoint.head_to_torch({k: v for k, v in self.params.items() if k != "encoder"}))
-        save_file(tensors, str(path / "model.safetensors"), metadata={"format": "pt"})
         values = self.config.to_dict()
         values.update(encoder_config=encoder_hf, model_type="gliner", fine_tune=True, fuse_layers=False,
                       post_fusion_schema="", span_encoder_config=None)
-        (path / "gliner_config.json").write_text(json.dumps(values, indent=2))
-        self.tokenizer.save(str(path / "tokenizer.json"))
+        files: dict[str, safe_io.Content] = {
+            "model.safetensors": lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}),
+            "tokenizer.json": self.tokenizer.to_str(pretty=True),
+        }
         if self.tokenizer_config is not None:
-            (path / "tokenizer_config.json").write_text(json.dumps(self.tokenizer_config, indent=2))
-        return path
+            files["tokenizer_config.json"] = json.dumps(self.tokenizer_config, indent=2)
+        files["gliner_config.json"] = json.dumps(values, indent=2)  # last: what marks a GLiNER directory
+        return safe_io.write_files(path, files, overwrite=overwrite)
 
     # ------------------------------------------------------------------ inference
 
@@ -158,22 +167,23 @@ class GLiNER:
                                batch_size: int = 8) -> list[list[dict[str, Any]]]:
         """``predict_entities`` for each text, batching windows ``batch_size`` at a time."""
         if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
-            raise TypeError("texts must be a list of str")
+            raise TypeError(f"texts must be a list of str, got {type(texts).__name__}")
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] must be a str, got {type(text).__name__}")
-        if not 0.0 <= float(threshold) <= 1.0:
-            raise ValueError(f"threshold={threshold} must be in [0, 1]")
-        if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size} must be >= 1")
+        for name, value in (("flat_ner", flat_ner), ("multi_label", multi_label)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+        _check_scoring_args(threshold, batch_size)
         labels = normalize_labels(labels)
         words = [split_words(t) for t in texts]
-        candidates = self.score_candidates([[w.text for w in ws] for ws in words], labels, threshold, batch_size)
+        pieces, candidates = self._score([[w.text for w in ws] for ws in words], labels, threshold, batch_size)
         results = []
-        for text, ws, spans in zip(texts, words, candidates):
+        for text, ws, units, spans in zip(texts, words, pieces, candidates):
             entities = []
             for i in decoding.greedy_search(spans, flat_ner, multi_label).tolist():
-                start, end = ws[spans.start[i]].start, ws[spans.end[i]].end
+                first, last = units[spans.start[i]], units[spans.end[i]]
+                start, end = ws[first.word].start + first.start, ws[last.word].start + last.end
                 entities.append({"start": start, "end": end, "text": text[start:end],
                                  "label": labels[spans.label[i]], "score": float(spans.score[i])})
             results.append(entities)
@@ -182,15 +192,36 @@ class GLiNER:
     def score_candidates(self, texts: Sequence[Sequence[str]], labels: list[str], threshold: float,
                          batch_size: int = 8) -> list[decoding.Candidates]:
         """Candidate spans above ``threshold`` per text (word indices, label indices into ``labels``),
-        over all windows and label passes."""
-        jobs = []  # (text index, first word, words, labels, index of the first label)
+        over all windows and label passes. A span that starts or ends inside a word cut into pieces
+        (see ``processor.model_pieces``) counts as the span of the words it touches."""
+        if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
+            raise TypeError(f"texts must be a list of word lists, got {type(texts).__name__}")
+        for i, words in enumerate(texts):
+            if isinstance(words, str) or not isinstance(words, (list, tuple)) or not all(
+                    isinstance(w, str) for w in words):
+                raise TypeError(f"texts[{i}] must be a list of str (words), got {type(words).__name__}")
+        _check_scoring_args(threshold, batch_size)
+        pieces, found = self._score(texts, labels, threshold, batch_size)
+        out = []
+        for units, spans in zip(pieces, found):
+            word_of = np.asarray([p.word for p in units], np.int64)
+            out.append(decoding.merge([spans._replace(start=word_of[spans.start], end=word_of[spans.end])]))
+        return out
+
+    def _score(self, texts: Sequence[Sequence[str]], labels: list[str], threshold: float,
+               batch_size: int) -> tuple[list[list[processor.Piece]], list[decoding.Candidates]]:
+        """Each text's pieces (``processor.model_pieces``) and its candidate spans above ``threshold``
+        as indices into them."""
+        passes = self._passes(labels)
+        # Every pass must see the same pieces: a word stays whole if it fits the smallest budget.
+        pieces = processor.model_pieces(self.tokenizer, texts, min((b for _, b in passes), default=self.max_tokens))
+        jobs = []  # (text index, first piece, piece texts, labels, index of the first label)
         offset = 0
-        for label_chunk in self._label_chunks(labels):
-            prompt_tokens = self._count_tokens(processor.build_prompt(label_chunk, self.config.ent_token,
-                                                                      self.config.sep_token))
-            for i, words in enumerate(texts):
-                for first, last in self._windows(words, self.max_tokens - prompt_tokens - self._special_tokens):
-                    jobs.append((i, first, words[first:last], label_chunk, offset))
+        for label_chunk, budget in passes:
+            for i, (words, units) in enumerate(zip(texts, pieces)):
+                unit_texts = [words[p.word][p.start: p.end] for p in units]
+                for first, last in self._windows([p.tokens for p in units], budget):
+                    jobs.append((i, first, unit_texts[first:last], label_chunk, offset))
             offset += len(label_chunk)
         parts: list[list[decoding.Candidates]] = [[] for _ in texts]
         encoded = processor.encode_batch(self.tokenizer, [j[2] for j in jobs], [j[3] for j in jobs],
@@ -199,13 +230,13 @@ class GLiNER:
         for indices in self._plan_batches([len(e.input_ids) for e in encoded], batch_size):
             chunk = [jobs[i] for i in indices]
             rows = 1 << (len(chunk) - 1).bit_length()  # batch sizes are powers of two: few compilations
-            batch = processor.collate([encoded[i] for i in indices], batch_size=rows,
-                                      pad_id=self.encoder_config.pad_token_id)
+            batch = check_batch(self.encoder_config, processor.collate(
+                [encoded[i] for i in indices], batch_size=rows, pad_id=self.encoder_config.pad_token_id))
             probs = np.asarray(self._probs(self._inference_params(), batch))
             for b, (i, first, words, label_chunk, label_offset) in enumerate(chunk):
                 found = decoding.candidate_spans(probs[b, :, :, : len(label_chunk)], len(words), threshold, label_offset)
                 parts[i].append(found._replace(start=found.start + first, end=found.end + first))
-        return [decoding.merge(p) for p in parts]
+        return pieces, [decoding.merge(p) for p in parts]
 
     def _inference_params(self) -> dict:
         """``self.params``; with bfloat16 matmuls, a copy whose Dense kernels are stored in bfloat16,
@@ -236,6 +267,13 @@ class GLiNER:
     def _count_tokens(self, words: Sequence[str]) -> int:
         return len(self.tokenizer.encode(list(words), is_pretokenized=True, add_special_tokens=False).ids)
 
+    def _passes(self, labels: list[str]) -> list[tuple[list[str], int]]:
+        """``(label chunk, token budget of the text)`` per pass: what the chunk's prompt and the
+        tokenizer's wrapping leave of ``max_tokens``."""
+        return [(chunk, self.max_tokens - self._special_tokens - self._count_tokens(
+            processor.build_prompt(chunk, self.config.ent_token, self.config.sep_token)))
+            for chunk in self._label_chunks(labels)]
+
     def _label_chunks(self, labels: list[str]) -> list[list[str]]:
         """Split labels so each pass's prompt uses at most half of the token budget."""
         if not labels:
@@ -244,7 +282,10 @@ class GLiNER:
         chunks: list[list[str]] = [[]]
         used = 1  # <<SEP>>
         for label in labels:
-            cost = 1 + self._count_tokens([label])
+            tokens = self._count_tokens([label])
+            if not tokens:  # its <<ENT>> would be followed by the next one: no type name at all
+                raise ValueError(f"label {label!r} tokenises to nothing (only characters the tokenizer drops)")
+            cost = 1 + tokens
             if cost + 1 > budget:
                 raise ValueError(f"label {label!r} alone needs {cost} tokens; the limit is {budget - 1}")
             if chunks[-1] and used + cost > budget:
@@ -254,40 +295,46 @@ class GLiNER:
             used += cost
         return chunks
 
-    def _windows(self, words: Sequence[str], token_budget: int) -> list[tuple[int, int]]:
-        """Word windows ``[first, last)`` of at most ``max_len`` words and ``token_budget`` tokens.
+    def _windows(self, counts: Sequence[int], token_budget: int) -> list[tuple[int, int]]:
+        """Windows ``[first, last)`` of at most ``max_len`` pieces and ``token_budget`` tokens, where
+        piece ``i`` takes ``counts[i]`` tokens.
 
-        Consecutive windows overlap by ``max_width`` words so every span of up to ``max_width``
-        words lies wholly inside some window.
+        Consecutive windows overlap by ``max_width`` pieces so every span of up to ``max_width``
+        pieces lies wholly inside some window.
         """
-        n = len(words)
-        if n == 0:
-            return []
+        n = len(counts)
         max_len = self.config.max_len
-        # A word of b bytes gives at most b + 1 tokens under WordPiece, byte-level BPE (a prefix
-        # space) and SentencePiece (a lone "▁" piece before the word's own), so short texts skip
-        # the extra tokenisation.
-        if n <= max_len and sum(len(w.encode("utf-8")) + 1 for w in words) <= token_budget:
-            return [(0, n)]
-        enc = self.tokenizer.encode(list(words), is_pretokenized=True, add_special_tokens=False)
-        counts = np.bincount([w for w in enc.word_ids if w is not None], minlength=n)
         overlap = self.config.max_width
         windows, first = [], 0
-        while True:
+        while first < n:
             last, used = first, 0
             while last < n and last - first < max_len and used + counts[last] <= token_budget:
                 used += counts[last]
                 last += 1
-            if last == first:
-                raise ValueError(f"word {first} ({words[first][:40]!r}) alone exceeds the token budget of {token_budget}")
+            if last == first:  # model_pieces cuts such words; only a tokenizer that grows a piece gets here
+                raise ValueError(f"piece {first} ({counts[first]} tokens) alone exceeds the token budget of "
+                                 f"{token_budget}")
             windows.append((first, last))
             if last == n:
-                return windows
+                break
             first = max(first + 1, last - overlap)
+        return windows
+
+
+def _check_scoring_args(threshold: float, batch_size: int) -> None:
+    """``threshold`` a number in [0, 1] and ``batch_size`` an int >= 1, as inference takes them."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)):
+        raise TypeError(f"threshold must be a number in [0, 1], got {type(threshold).__name__} {threshold!r}")
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold={threshold} must be in [0, 1]")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"batch_size must be an int >= 1, got {type(batch_size).__name__} {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be >= 1")
 
 
 def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
+    return safe_io.read_json(path) if path.exists() else None
 
 
 def _load_tokenizer(dirs: Sequence[Path], config: GLiNERConfig) -> tuple[Path, Any]:

@@ -14,10 +14,27 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from modernbert_jax import config as config_lib
+
 
 # The fields of GLiNERConfig that shape training prompts rather than the model: an experiment's values
 # apply when it fine-tunes a saved model, whose own config may not hold them (the reference's does not).
 SAMPLING_FIELDS = ("max_types", "max_neg_type_ratio", "drop_types_prob", "negative_types")
+
+
+# Numeric fields: (low, high, high exclusive, integer), bounds inclusive unless said; None = unbounded.
+_NUMBERS = {
+    "max_width": (1, None, False, True),
+    "hidden_size": (1, None, False, True),
+    "dropout": (0, 1, True, False),
+    "num_rnn_layers": (0, None, False, True),
+    "max_len": (1, None, False, True),
+    "max_types": (1, None, False, True),
+    "max_neg_type_ratio": (0, None, False, True),
+    "drop_types_prob": (0, 1, False, False),
+    "class_token_index": (-1, None, False, True),  # -1: not set yet (before from_backbone)
+    "vocab_size": (-1, None, False, True),
+}
 
 
 @dataclasses.dataclass
@@ -47,26 +64,27 @@ class GLiNERConfig:
     model_name: str = ""  # backbone directory the head was built on (informational)
 
     def validate(self) -> None:
+        """Raise naming the field when a value is of the wrong type, out of range or not implemented."""
         if self.span_mode != "markerV0":
             raise ValueError(f"span_mode={self.span_mode!r} is not supported; only 'markerV0' is implemented")
         if self.subtoken_pooling != "first":
             raise ValueError(f"subtoken_pooling={self.subtoken_pooling!r} is not supported; only 'first'")
         if self.words_splitter_type != "whitespace":
             raise ValueError(f"words_splitter_type={self.words_splitter_type!r} is not supported; only 'whitespace'")
-        if self.max_width < 1:
-            raise ValueError(f"max_width={self.max_width} must be >= 1")
-        if self.num_rnn_layers < 0:
-            raise ValueError(f"num_rnn_layers={self.num_rnn_layers} must be >= 0")
+        for name, (low, high, high_open, integer) in _NUMBERS.items():
+            config_lib.check_number(name, getattr(self, name), low=low, high=high, high_open=high_open,
+                                    integer=integer)
         if self.num_rnn_layers and self.hidden_size % 2:
             raise ValueError(f"hidden_size={self.hidden_size} must be even for the BiLSTM")
-        if self.max_types < 1:
-            raise ValueError(f"max_types={self.max_types} must be >= 1")
-        if self.max_neg_type_ratio < 0:
-            raise ValueError(f"max_neg_type_ratio={self.max_neg_type_ratio} must be >= 0")
-        if not 0.0 <= self.drop_types_prob <= 1.0:
-            raise ValueError(f"drop_types_prob={self.drop_types_prob} must be in [0, 1]")
         if self.negative_types not in ("batch", "dataset"):
             raise ValueError(f"negative_types={self.negative_types!r} must be 'batch' or 'dataset'")
+        for name in ("ent_token", "sep_token"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
+                raise ValueError(f"{name}={getattr(self, name)!r} must be a non-empty str")
+        if self.ent_token == self.sep_token:
+            raise ValueError(f"ent_token and sep_token are both {self.ent_token!r}; the prompt needs two tokens")
+        if not isinstance(self.embed_ent_token, bool):
+            raise TypeError(f"embed_ent_token={self.embed_ent_token!r} must be a bool")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

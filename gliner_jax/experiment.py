@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,9 +29,11 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
+from gliner_jax import loss as loss_lib
 from gliner_jax import metrics, training
 from gliner_jax.api import GLiNER
 from gliner_jax.config import SAMPLING_FIELDS, GLiNERConfig
+from gliner_jax.model import check_batch
 from gliner_jax.data import json_format, pydocs, tfds_pydocs
 from modernbert_jax import config as config_lib
 from modernbert_jax import hf, sharding
@@ -46,6 +47,57 @@ EVAL_FILE_SPLIT = "eval"  # the split name of data.eval_file
 # What of a backbone or GLiNER directory the model is built from (weights, configs, tokenizer).
 _MODEL_FILES = ("config.json", "gliner_config.json", "model.safetensors", "pytorch_model.bin",
                 "tokenizer.json", "tokenizer_config.json", "spm.model", "sentencepiece.bpe.model")
+
+
+# Numeric fields of the run (configs/gliner.py), dotted name -> (low, high, low_open, high_open, integer);
+# bounds are inclusive unless open, None is unbounded.
+_RUN_NUMBERS = {
+    "seed": (0, None, False, False, True),
+    "train.num_steps": (0, None, False, False, True),  # 0: only evaluate
+    "train.batch_size": (1, None, False, False, True),
+    "train.max_words": (1, None, False, False, True),
+    "train.max_tokens": (1, None, False, False, True),
+    "train.learning_rate": (0, None, True, False, False),
+    "train.others_lr": (0, None, True, False, False),
+    "train.weight_decay": (0, None, False, False, False),
+    "train.others_weight_decay": (0, None, False, False, False),
+    "train.warmup_ratio": (0, 1, False, False, False),
+    "train.max_grad_norm": (0, None, True, False, False),
+    "train.focal_loss_gamma": (0, None, False, False, False),
+    "train.focal_loss_prob_margin": (0, 1, False, True, False),
+    "train.label_smoothing": (0, 1, False, True, False),
+    "train.negatives": (0, 1, False, False, False),  # the fraction of negative span-type pairs kept
+    "train.log_every": (1, None, False, False, True),
+    "train.eval_every": (0, None, False, False, True),  # 0: only at the end
+    "train.checkpoint_every": (1, None, False, False, True),
+    "train.keep_checkpoints": (1, None, False, False, True),
+    "eval.threshold": (0, 1, False, False, False),
+    "eval.batch_size": (1, None, False, False, True),
+    "eval.max_examples": (0, None, False, False, True),  # 0: the whole split
+}
+_RUN_CHOICES = {
+    "train.lr_scheduler_type": ("linear", "cosine"),
+    "train.loss_reduction": ("sum", "mean"),
+    "train.masking": loss_lib.MASKING_MODES,
+    "train.bf16": (True, False),
+}
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Raise naming the field when the run's config (``configs/gliner.py``) cannot run as asked.
+
+    ``train`` calls it first, so a bad override fails before any data is built or model loaded.
+    """
+    GLiNERConfig.from_dict(config.head.to_dict())  # validates the head and its sampling fields
+    config_lib.check_fields(config, _RUN_NUMBERS)
+    for field, allowed in _RUN_CHOICES.items():
+        if config_lib.dotted(config, field) not in allowed:
+            raise ValueError(f"config.{field}={config_lib.dotted(config, field)!r} is not one of {allowed}")
+    alpha = config.train.focal_loss_alpha
+    if alpha != -1:  # -1: no alpha weighting, as the reference
+        config_lib.check_number("config.train.focal_loss_alpha (-1: off)", alpha, low=0, high=1)
+    if not config.eval.splits and not config.data.eval_file:
+        raise ValueError("config.eval.splits is empty and config.data.eval_file unset: nothing to evaluate")
 
 
 def backbone_dir(config: ml_collections.ConfigDict) -> Path:
@@ -157,6 +209,7 @@ class _Batches:
         batch = training.make_batch(chosen, self.model.tokenizer, self.head, self.rng, batch_size=t.batch_size,
                                     max_words=t.max_words, max_tokens=t.max_tokens, negative_pool=self.pool,
                                     pad_id=self.model.encoder_config.pad_token_id)
+        check_batch(self.model.encoder_config, batch)
         state = {"rng": self.rng.bit_generator.state, "order": self.order.tolist(), "cursor": self.cursor}
         return _Batch(jax.device_put(batch, self.sharding), state)
 
@@ -168,6 +221,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     ``train.num_steps=0`` only evaluates (and saves) the starting model, e.g. a saved GLiNER of ``init_from``.
     """
     cfg = config
+    validate(cfg)
     os.makedirs(workdir, exist_ok=True)
     data = load_data(cfg)
     train_examples = [pydocs.remove_types(ex, cfg.unseen_types) for ex in data["train"]]
@@ -191,7 +245,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             print(f"{split}: {_describe(summary[split])}", flush=True)
     finally:
         writer.close()
-    _save_model(model, Path(workdir) / MODEL_DIR)
+    model.save_pretrained(Path(workdir) / MODEL_DIR, overwrite=True)  # each file replaced atomically
     summary["train"] = {"loss": progress["loss"], "seconds": progress["seconds"], "steps": cfg.train.num_steps,
                         "examples": len(train_examples)}
     return summary
@@ -250,10 +304,11 @@ def _fit(cfg: ml_collections.ConfigDict, model: GLiNER, train_examples: list[dic
             done = step + 1
             if not bool(m["finite"]):
                 checkpointer.wait()
+                intact = checkpointer.newest_intact(abstract)  # read back and verified, not just the newest
                 raise NonFiniteLossError(
                     f"non-finite loss/gradient at step {done} (loss={float(m['loss'])}, grad_norm="
-                    f"{float(m['grad_norm'])}); stopping. Last good checkpoint: step "
-                    f"{checkpointer.latest_step()} in {checkpointer.directory}")
+                    f"{float(m['grad_norm'])}); stopping. Newest intact checkpoint (read back and verified) in "
+                    f"{checkpointer.directory}: {'none' if intact is None else f'step {intact}'}")
             progress["seconds"] = seconds_before + time.perf_counter() - t0  # compilation included
             window = {"loss": window["loss"] + float(m["loss"]),
                       "grad_norm": window["grad_norm"] + float(m["grad_norm"]), "steps": window["steps"] + 1}
@@ -311,13 +366,3 @@ def _describe(result: dict[str, Any]) -> str:
     micro, unseen = result["micro"], result["unseen"]
     return (f"micro P/R/F1 {micro['precision']:.3f}/{micro['recall']:.3f}/{micro['f1']:.3f} | seen F1 "
             f"{result['seen']['f1']:.3f} | unseen F1 {'n/a' if unseen is None else format(unseen['f1'], '.3f')}")
-
-
-def _save_model(model: GLiNER, path: Path) -> None:
-    """``save_pretrained`` into ``path`` (this run's own directory): written beside it, then swapped in,
-    so an interrupted save never leaves a half-written model and no file of an older save survives."""
-    staging = path.with_name(path.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(staging, path)

@@ -15,7 +15,20 @@ import ml_collections
 from gliner_jax.config import GLiNERConfig
 from gliner_jax.lstm import BiLSTM
 from gliner_jax.span_rep import Linear, ProjectionFFN, SpanMarkerV0Scorer
-from modernbert_jax.model import Encoder
+from modernbert_jax.model import Encoder, check_encoder_inputs, checked_on_host, packed_inputs_from_mask
+
+
+def check_batch(encoder_config: ml_collections.ConfigDict, batch: dict) -> dict:
+    """``batch`` (from ``processor.collate``) after the encoder's index checks, on the host.
+
+    `GLiNERModel` runs its encoder without the in-model checks (`checked_on_host`),
+    so every caller passes its batches through here (unless ``check_inputs`` is off).
+    """
+    if encoder_config.check_inputs:
+        segment_ids, positions = packed_inputs_from_mask(batch["attention_mask"])
+        check_encoder_inputs(encoder_config, batch["input_ids"], segment_ids, positions,
+                             segments_from="attention_mask (as segment ids)")
+    return batch
 
 
 def gather_rows(hidden: jax.Array, positions: jax.Array, mask: jax.Array) -> jax.Array:
@@ -34,7 +47,7 @@ class GLiNERModel(nn.Module):
         cfg = self.config
         # The encoder's matmul_dtype applies to the head's matmuls too; the BiLSTM stays float32.
         bf16 = self.encoder_config.matmul_dtype == "bfloat16"
-        self.encoder = Encoder(self.encoder_config)
+        self.encoder = Encoder(checked_on_host(self.encoder_config))  # see check_batch
         if cfg.hidden_size != self.encoder_config.hidden_size:
             self.projection = Linear(cfg.hidden_size, self.encoder_config.hidden_size, bf16_matmuls=bf16)
         if cfg.num_rnn_layers > 0:

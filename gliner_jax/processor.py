@@ -6,10 +6,13 @@ for RoBERTa, XLM-R and MPNet) tokenised with the words pre-split (each word, and
 is one "word" of the tokenizer). No token_type_ids are passed, as in the reference (all zeros).
 Under a SentencePiece tokenizer (DeBERTa-v3, XLM-R) a word's first sub-token may be a lone ``▁``;
 it is the word's vector all the same, as in the reference. Word vectors come from the first
-sub-token of each text word; type vectors from the ``<<ENT>>`` tokens. As in the reference,
-word indices are assigned by counting the words that produced at least one sub-token, so a word
-that tokenises to nothing shifts the ones after it (kept for exact parity), and trailing words
-without a sub-token get a zero vector.
+sub-token of each text word; type vectors from the ``<<ENT>>`` tokens. A word that tokenises to
+nothing (a lone variation selector, soft hyphen or zero-width space) has no sub-token and gets a
+zero vector, and every other word keeps its own first sub-token. The reference counts the words
+that produced a sub-token instead, so such a word shifts every later word onto the next word's
+token; on text without such words both agree. ``model_pieces`` goes further for inference: it
+leaves such words out of what the model sees, and cuts a word too long for one window into
+pieces of a token each.
 
 Shapes are padded to buckets so ``jax.jit`` compiles a handful of programs, not one
 per batch.
@@ -18,7 +21,7 @@ per batch.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import tokenizers
@@ -70,17 +73,60 @@ def encode_batch(
     for prompt, text_words, enc in zip(prompts, words, encodings):
         skip = len(prompt)
         word_pos = [-1] * len(text_words)
-        seen, prev = 0, None
+        # By the tokenizer's word id, not by counting words seen: a word without sub-tokens must not
+        # shift the ones after it.
         for t, wid in enumerate(enc.word_ids):
-            if wid is not None and wid != prev:
-                seen += 1
-                if seen > skip and seen - skip <= len(text_words):
-                    word_pos[seen - skip - 1] = t
-            prev = wid
+            if wid is not None and 0 <= wid - skip < len(text_words) and word_pos[wid - skip] < 0:
+                word_pos[wid - skip] = t
         shift = 0 if embed_ent_token else 1
         type_pos = [t + shift for t, i in enumerate(enc.ids) if i == ent_id]
         out.append(Encoded(list(enc.ids), word_pos, type_pos))
     return out
+
+
+class Piece(NamedTuple):
+    """A unit the model scores: characters ``[start, end)`` of word ``word`` (the whole word, or one
+    token's characters of a word too long for a window), and how many tokens it takes alone."""
+
+    word: int
+    start: int
+    end: int
+    tokens: int
+
+
+def model_pieces(tok: tokenizers.Tokenizer, texts: Sequence[Sequence[str]], max_tokens: int) -> list[list[Piece]]:
+    """What the model sees of each text's words, in order.
+
+    A word that tokenises to nothing is left out: no span can start or end on it (it has no
+    vector to score) and the model reads exactly the text without it, while a span around it
+    still covers its characters. A word of more than ``max_tokens`` tokens (a long run of CJK
+    text or a URL, one "word" to the whitespace splitter) would fit no window, so it is cut
+    where its tokens start into pieces of one token each: the model sees the sub-words it would
+    have seen, and an entity inside the word gets its own characters. Every other word is one
+    piece, so ordinary text is scored exactly as the reference does.
+    """
+    encodings = tok.encode_batch([list(words) for words in texts], is_pretokenized=True, add_special_tokens=False)
+    out = []
+    for words, enc in zip(texts, encodings):
+        counts = np.bincount([w for w in enc.word_ids if w is not None], minlength=len(words))
+        pieces: list[Piece] = []
+        for i, (word, count) in enumerate(zip(words, counts.tolist())):
+            if count > max_tokens:
+                pieces += _token_pieces(tok, i, word)
+            elif count:
+                pieces.append(Piece(i, 0, len(word), count))
+        out.append(pieces)
+    return out
+
+
+def _token_pieces(tok: tokenizers.Tokenizer, index: int, word: str) -> list[Piece]:
+    """Word ``index`` cut at the start of each of its tokens (offsets are relative to the word)."""
+    offsets = tok.encode([word], is_pretokenized=True, add_special_tokens=False).offsets
+    cuts = sorted({start for start, end in offsets if end > start})
+    spans = [(a, b) for a, b in zip(cuts, cuts[1:] + [max(end for _, end in offsets)])]
+    # Alone, a piece may tokenise differently ("##aa" becomes "aa", SentencePiece adds "▁"): count again.
+    encodings = tok.encode_batch([[word[a:b]] for a, b in spans], is_pretokenized=True, add_special_tokens=False)
+    return [Piece(index, a, b, len(e.ids)) for (a, b), e in zip(spans, encodings) if e.ids]
 
 
 BUCKETS = (8, 16, 32, 48, 64, 96, 128)

@@ -4,7 +4,16 @@ Every backend shares one contract:
 
 * ``q, k, v``: ``[B, T, H, D]``.
 * ``segment_ids``: ``[B, T]`` int; 0 marks padding, 1..n the packed sequence a token
-  belongs to. A query attends only to keys of its own (non-zero) segment.
+  belongs to. A query attends only to keys of its own (non-zero) segment. Within a row each
+  non-zero id occupies one contiguous run and the ids of successive runs strictly increase;
+  padding (0) may appear anywhere (``1 1 2 2 0 0``, ``0 0 1 1``, ``1 1 0 2``). Packing
+  (`modernbert_jax.data.packing.rows_to_arrays`) and an ``attention_mask`` with one run of 1s per
+  row produce exactly this. The contract is what every backend can honour: the Pallas kernel
+  bounds each token's keys by its run, where the dense and blocked paths compare ids, so an id
+  reappearing after another (``1 2 1``, ``1 0 1``) would be one sequence on CPU and two on GPU.
+  ``dot_product_attention`` rejects such input (`input_checks.check_segments`, also under
+  ``jit``); the encoder checks once per forward and tells its layers so, instead of paying for
+  the check (a host callback under ``jit``) in every layer.
 * ``half_window``: half-width ``w`` of a symmetric local window (``|i - j| <= w``, inclusive,
   ModernBERT's definition: the full window ``local_attention=128`` means ``w=64``), or
   ``None`` for global attention.
@@ -29,6 +38,7 @@ from typing import Optional
 
 import jax
 
+from modernbert_jax import input_checks
 from modernbert_jax.kernels import blocked, pallas_attention, reference
 
 IMPLS = ("xla", "blocked", "pallas", "pallas_interpret", "auto")
@@ -57,14 +67,19 @@ def dot_product_attention(
     bias: Optional[jax.Array] = None,
     dropout_rate: float = 0.0,
     dropout_rng: Optional[jax.Array] = None,
+    segments_checked: bool = False,
 ) -> jax.Array:
     """Attention over packed sequences; see the module docstring for the contract.
 
     An additive score ``bias [B, H, T, T]`` (relative attention) and ``dropout_rate > 0``
     (attention-probability dropout, with ``dropout_rng``) are only available with the dense
-    ``xla`` backend, which ``auto`` then picks.
+    ``xla`` backend, which ``auto`` then picks. ``segments_checked=True`` skips the segment
+    contract check: for a caller that has checked ``segment_ids`` already (the encoder, once
+    per forward) or was told not to (``model.check_inputs=False``).
     """
     _check_inputs(q, k, v, segment_ids, half_window)
+    if not segments_checked:
+        input_checks.check_segments(segment_ids)
     if impl not in IMPLS:
         raise ValueError(f"unknown attention impl {impl!r}; expected one of {IMPLS}")
     if bias is not None and bias.shape != (q.shape[0], q.shape[2], q.shape[1], q.shape[1]):

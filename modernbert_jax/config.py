@@ -7,14 +7,20 @@ setting a field that does not exist raises an error naming it.
 Config files (``configs/*.py``) are loaded by path with their arg, big_vision style:
 ``load_config("configs/pretrain.py:variant=tiny")``, whose ``get_config(arg)`` reads the arg
 with ``parse_arg``.
+
+Checks: ``validate`` (the model block: every choice and number in its range) and
+``validate_pretraining`` (a whole pretraining config, where a run starts) raise naming the field;
+``check_number`` is the one range check the packages use for their public numeric arguments.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 import ml_collections
+import numpy as np
 
 
 VARIANTS = ("tiny", "base", "large", "bert")
@@ -109,6 +115,10 @@ def modernbert_config(**sizes) -> ml_collections.ConfigDict:
     # global elsewhere); see `modernbert_jax.attention`.
     cfg.attention_impl = "auto"
     cfg.remat = False  # rematerialise each layer in the backward pass
+    # Check index inputs (ids, positions, token types, segments, masked positions) in every forward,
+    # also under jit (`modernbert_jax.input_checks`); off only for speed once inputs are trusted, or
+    # for jax.export (which cannot serialise the host callback).
+    cfg.check_inputs = True
     cfg.update(sizes)
     return cfg
 
@@ -241,6 +251,62 @@ def replaced(cfg: ml_collections.ConfigDict, **fields) -> ml_collections.ConfigD
     return out
 
 
+def check_number(name: str, value, *, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, high_open: bool = False, integer: bool = False) -> None:
+    """Raise naming ``name`` unless ``value`` is a finite number in the range (an integer with ``integer``).
+
+    ``low``/``high`` are inclusive bounds, exclusive with ``low_open``/``high_open``; ``None`` is
+    unbounded. A bool is not a number here (``True`` would pass as 1). TypeError for a wrong type,
+    ValueError for a value out of range, both with the accepted range.
+    """
+    kind = "an integer" if integer else "a number"
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if low_open else '>='} {low}")
+    if high is not None:
+        bounds.append(f"{'<' if high_open else '<='} {high}")
+    if low is not None and high is not None:
+        accepted = f"{kind} in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    else:
+        accepted = " ".join([kind, *bounds])
+    types = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise TypeError(f"{name}={value!r} ({type(value).__name__}) must be {accepted}")
+    # Written so that NaN fails every comparison; infinity is no learning rate or size either.
+    ok = math.isfinite(value)
+    ok = ok and (low is None or (value > low if low_open else value >= low))
+    ok = ok and (high is None or (value < high if high_open else value <= high))
+    if not ok:
+        raise ValueError(f"{name}={value!r} must be {accepted}")
+
+
+# Numeric fields of the model block: (low, high, low_open, high_open, integer).
+_MODEL_NUMBERS = {
+    "vocab_size": (1, None, False, False, True),
+    "hidden_size": (1, None, False, False, True),
+    "num_layers": (1, None, False, False, True),
+    "num_heads": (1, None, False, False, True),
+    "intermediate_size": (1, None, False, False, True),
+    "max_position_embeddings": (1, None, False, False, True),
+    "type_vocab_size": (0, None, False, False, True),  # 0: no token-type table
+    "position_offset": (0, None, False, False, True),
+    "relative_buckets": (0, None, False, False, True),
+    "max_relative_positions": (0, None, False, False, True),
+    "conv_kernel_size": (0, None, False, False, True),
+    "global_attn_every_n_layers": (1, None, False, False, True),
+    "local_attention": (0, None, False, False, True),
+    "global_rope_theta": (0, None, True, False, False),
+    "local_rope_theta": (0, None, True, False, False),
+    "norm_eps": (0, None, True, False, False),
+    "embedding_dropout": (0, 1, False, True, False),
+    "attention_dropout": (0, 1, False, True, False),
+    "mlp_dropout": (0, 1, False, True, False),
+    "pad_token_id": (0, None, False, False, True),
+    "initializer_range": (0, None, True, False, False),
+    "initializer_cutoff_factor": (0, None, True, False, False),
+}
+
+
 def validate(cfg: ml_collections.ConfigDict) -> None:
     """Raise a ValueError naming the field when the model block is inconsistent."""
     # Imported here: the backends' list lives with the dispatch point, and reading a config
@@ -261,10 +327,16 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
         "dtype": ("auto", "float32", "bfloat16", "float16"),
         "matmul_dtype": ("auto", "bfloat16"),
         "attention_impl": IMPLS,
+        "check_inputs": (True, False),
     }
     for field, allowed in choices.items():
         if cfg[field] not in allowed:
             raise ValueError(f"model.{field}={cfg[field]!r} is not one of {allowed}")
+    for field, (low, high, low_open, high_open, integer) in _MODEL_NUMBERS.items():
+        check_number(f"model.{field}", cfg[field], low=low, high=high, low_open=low_open, high_open=high_open,
+                     integer=integer)
+    if cfg.pad_token_id >= cfg.vocab_size:
+        raise ValueError(f"model.pad_token_id={cfg.pad_token_id} must be in [0, model.vocab_size={cfg.vocab_size})")
     if cfg.hidden_size % cfg.num_heads:
         raise ValueError(
             f"model.hidden_size={cfg.hidden_size} is not divisible by model.num_heads={cfg.num_heads}"
@@ -294,3 +366,77 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
         raise ValueError(f"model.conv_kernel_size={cfg.conv_kernel_size} must be 0 or odd")
     if cfg.local_attention < 0 or cfg.local_attention % 2:
         raise ValueError(f"model.local_attention={cfg.local_attention} must be a non-negative even (full) window")
+
+
+# Numeric fields of a pretraining config (configs/pretrain.py): dotted name -> check_number's
+# (low, high, low_open, high_open, integer).
+_PRETRAIN_NUMBERS = {
+    "seed": (0, None, False, False, True),
+    "seq_len": (1, None, False, False, True),
+    "micro_batch_size": (1, None, False, False, True),
+    "batch_size": (1, None, False, False, True),
+    "batch_warmup_start": (0, None, False, False, True),  # 0: no batch-size warmup
+    "batch_warmup_tokens": (0, None, False, False, True),
+    "total_steps": (1, None, False, False, True),
+    "optimizer.peak_lr": (0, None, True, False, False),
+    "optimizer.b1": (0, 1, False, True, False),
+    "optimizer.b2": (0, 1, False, True, False),
+    "optimizer.eps": (0, None, False, False, False),
+    "optimizer.weight_decay": (0, None, False, False, False),
+    "optimizer.warmup_steps": (0, None, False, False, True),
+    "optimizer.decay_steps": (0, None, False, False, True),
+    "optimizer.final_lr_fraction": (0, 1, False, False, False),
+    "data.vocab_size": (1, None, False, False, True),
+    "data.mask_rate": (0, 1, True, True, False),
+    "data.eval_mask_rate": (0, 1, True, True, False),
+    "data.validation_fraction": (0, 1, True, True, False),
+    "eval_batch_size": (1, None, False, False, True),
+    "eval_batches": (1, None, False, False, True),
+    "eval_every": (0, None, False, False, True),  # 0: no evaluation
+    "log_every": (1, None, False, False, True),
+    "checkpoint_every": (1, None, False, False, True),
+    "keep_checkpoints": (1, None, False, False, True),
+    "peak_flops_per_device": (0, None, False, False, False),  # 0: the datasheet value
+}
+
+
+def dotted(cfg: ml_collections.ConfigDict, field: str):
+    """``cfg["a"]["b"]`` for ``field="a.b"``."""
+    for part in field.split("."):
+        cfg = cfg[part]
+    return cfg
+
+
+def check_fields(cfg: ml_collections.ConfigDict, ranges: dict[str, tuple]) -> None:
+    """`check_number` on each dotted field of ``cfg`` in ``ranges`` (``field: (low, high, low_open,
+    high_open, integer)``), named ``config.<field>`` as on the command line."""
+    for field, (low, high, low_open, high_open, integer) in ranges.items():
+        check_number(f"config.{field}", dotted(cfg, field), low=low, high=high, low_open=low_open, high_open=high_open,
+                     integer=integer)
+
+
+def validate_pretraining(cfg: ml_collections.ConfigDict) -> None:
+    """Raise naming the field when a pretraining config (``configs/pretrain.py``) cannot run as asked.
+
+    Called once where the run starts (``train.loop.train``), before any data is built, so a bad
+    override fails in a second rather than after the tokenizer and corpus are prepared.
+    """
+    validate(cfg.model)
+    check_fields(cfg, _PRETRAIN_NUMBERS)
+    if cfg.seq_len > max_length(cfg.model):
+        raise ValueError(f"config.seq_len={cfg.seq_len} exceeds the model's {max_length(cfg.model)} positions "
+                         "(model.max_position_embeddings, less model.position_offset)")
+    for field in ("batch_size", "batch_warmup_start"):
+        if cfg[field] % cfg.micro_batch_size:
+            raise ValueError(f"config.{field}={cfg[field]} must be a multiple of "
+                             f"config.micro_batch_size={cfg.micro_batch_size}")
+    if cfg.batch_warmup_start > cfg.batch_size:
+        raise ValueError(f"config.batch_warmup_start={cfg.batch_warmup_start} must be <= "
+                         f"config.batch_size={cfg.batch_size}")
+    o = cfg.optimizer
+    if o.warmup_steps + o.decay_steps > cfg.total_steps:
+        raise ValueError(f"config.optimizer.warmup_steps={o.warmup_steps} + config.optimizer.decay_steps="
+                         f"{o.decay_steps} must be <= config.total_steps={cfg.total_steps}")
+    if cfg.data.vocab_size > cfg.model.vocab_size:
+        raise ValueError(f"config.data.vocab_size={cfg.data.vocab_size} (the tokenizer's pieces) must be <= "
+                         f"config.model.vocab_size={cfg.model.vocab_size}")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -23,11 +21,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from modernbert_jax import hf_families, spm_checkpoint
+from modernbert_jax import hf_families, safe_io, spm_checkpoint
 from modernbert_jax import model as model_lib
 
 SUPPORTED = hf_families.SUPPORTED
 HEADS = (None, "mlm")
+# The files ``save_pretrained`` writes, the whole of its format: no other file is ever its to replace.
+CONFIG_FILE, TENSORS_FILE = "config.json", "model.safetensors"
 # Tensors a checkpoint may hold that our modules have no use for (BERT's pooler, buffers, the
 # tied decoder, task heads we do not load, DeBERTa's replaced-token-detection head, and the
 # absolute table a DeBERTa-v3 without position_biased_input ignores, as transformers does).
@@ -37,18 +37,26 @@ _IGNORED_SUFFIXES = ("position_ids", "decoder.weight", "decoder.bias", "embeddin
 
 def read_tensors(path: Path) -> dict[str, np.ndarray]:
     """A directory's ``model.safetensors`` (no torch needed) or ``pytorch_model.bin`` (needs torch), as float32 numpy."""
-    st = path / "model.safetensors"
+    st = path / TENSORS_FILE
     if st.exists():
+        from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
-        return load_file(str(st))
+        try:
+            return load_file(str(st))
+        except SafetensorError as err:
+            raise ValueError(f"{st}: not a readable safetensors file ({err}); it is truncated or corrupt") from err
     pt = path / "pytorch_model.bin"
     if pt.exists():
         try:
             import torch  # only for legacy .bin checkpoints
         except ImportError as err:
             raise ImportError(f"{pt} is a PyTorch pickle; install torch to read it, or convert it to safetensors") from err
-        state = torch.load(str(pt), map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(str(pt), map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises whatever its unpickler or zip reader hit
+            raise ValueError(f"{pt}: not a readable PyTorch checkpoint ({type(err).__name__}: {err}); "
+                             "it is truncated or corrupt") from err
         return {k: v.float().numpy() for k, v in state.items()}
     raise FileNotFoundError(f"no model.safetensors or pytorch_model.bin in {path}")
 
@@ -165,9 +173,15 @@ def from_pretrained(path: str | os.PathLike, head: Optional[str] = None) -> tupl
     if head not in HEADS:
         raise ValueError(f"head={head!r} is not one of {HEADS}")
     path = resolve_dir(path)
-    config_file = path / "config.json"
-    hf_config = json.loads(config_file.read_text())
-    hf_families.config_from_hf(hf_config)  # an unsupported architecture is named before any weights are read
+    config_file = path / CONFIG_FILE
+    hf_config = safe_io.read_json(config_file, required=("model_type",), what="a Hugging Face model config")
+    try:  # an unsupported architecture or a missing field is named before any weights are read
+        hf_families.config_from_hf(hf_config)
+    except KeyError as err:
+        raise ValueError(f"{config_file}: required field {err.args[0]!r} is missing "
+                         f"(model_type={hf_config['model_type']!r})") from err
+    except ValueError as err:
+        raise ValueError(f"{config_file}: {err}") from err
     return from_tensors(hf_config, read_tensors(path), head, where=str(path))
 
 
@@ -199,30 +213,25 @@ def to_tensors(module: nn.Module, params: dict) -> tuple[dict, dict[str, np.ndar
     return hf_families.config_to_hf(cfg, head), tensors
 
 
+def checkpoint_files(module: nn.Module, params: dict) -> dict[str, safe_io.Content]:
+    """``{"model.safetensors": ..., "config.json": ...}`` for ``safe_io.write_files``: what
+    ``save_pretrained`` writes, for savers that write a checkpoint and files of their own in one go."""
+    from safetensors.numpy import save_file
+
+    hf_config, tensors = to_tensors(module, params)
+    return {TENSORS_FILE: lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}),
+            CONFIG_FILE: json.dumps(hf_config, indent=2)}
+
+
 def save_pretrained(path: str | os.PathLike, module: nn.Module, params: dict, *, overwrite: bool = False) -> Path:
     """Write ``config.json`` + ``model.safetensors`` that ``transformers`` loads back.
 
-    Refuses to replace an existing checkpoint unless ``overwrite=True``; writes to a
-    temporary directory first so an interrupted save never leaves a half-written one.
+    Only those two files are written, each atomically (``safe_io.write_files``): other files in
+    ``path`` (a tokenizer, notes, runs) are kept, and an interrupted save leaves the previous
+    checkpoint as it was. Refuses to replace an existing ``config.json`` or ``model.safetensors``
+    unless ``overwrite=True``.
     """
-    from safetensors.numpy import save_file
-
-    path = Path(path)
-    hf_config, tensors = to_tensors(module, params)
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(f"{path} exists and is not empty; pass overwrite=True to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
-    try:
-        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        (tmp / "config.json").write_text(json.dumps(hf_config, indent=2))
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return path
+    return safe_io.write_files(path, checkpoint_files(module, params), overwrite=overwrite)
 
 
 def load_tokenizer(path: str | os.PathLike, special_tokens: tuple[str, ...] = ()) -> "tokenizers.Tokenizer":
@@ -247,7 +256,11 @@ def load_tokenizer(path: str | os.PathLike, special_tokens: tuple[str, ...] = ()
         except FileNotFoundError as err:
             raise FileNotFoundError(f"{absent} in {path}: {err}") from err
     if (directory / "tokenizer.json").exists():
-        tok = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        try:
+            tok = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        except Exception as err:  # tokenizers raises a bare Exception carrying serde's message
+            raise ValueError(f"{directory / 'tokenizer.json'}: not a readable tokenizer ({err}); "
+                             "it is truncated or malformed") from err
     elif spm_checkpoint.find_spm_file(directory):
         tok = spm_checkpoint.from_spm_checkpoint(directory)
     else:

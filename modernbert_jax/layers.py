@@ -221,6 +221,7 @@ class Attention(nn.Module):
             q, k, v, segment_ids=segment_ids, half_window=self.half_window, impl=cfg.attention_impl, bias=bias,
             dropout_rate=dropout_rate,
             dropout_rng=self.make_rng("dropout") if dropout_rate else None,
+            segments_checked=True,  # by Encoder, once per forward (or off: model.check_inputs)
         )
         out = out.reshape(batch, length, cfg.hidden_size)
         out = dense(cfg, cfg.hidden_size, ("heads", "embed"), use_bias=cfg.attention_bias, std_kind="out", name="Wo")(out)

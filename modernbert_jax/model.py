@@ -5,20 +5,26 @@ sequence a token belongs to) and ``positions [B, T]`` (restarting at 0 in each s
 This is ModernBERT's unpadding with static shapes: attention never crosses a segment
 boundary. A padded batch is the case of one segment per row: pass ``attention_mask`` instead
 and it is converted (positions are then ``0..T-1`` per row, as Hugging Face does).
+
+Every forward checks its index inputs (`modernbert_jax.input_checks`), also under ``jax.jit``,
+since JAX lookups return NaN rather than fail: integer dtypes always; with
+``model.check_inputs`` (default on) ids against the vocabulary, the segment contract of
+`modernbert_jax.attention`, positions against an absolute table (``config.max_length``), token
+types against ``type_vocab_size`` and ``masked_positions`` against ``T``. The segments are
+checked here once per forward, not in every layer.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from modernbert_jax import config as config_lib
-from modernbert_jax import layers
+from modernbert_jax import input_checks, layers
 from modernbert_jax.dropout import Dropout
 
 
@@ -29,18 +35,36 @@ def packed_inputs_from_mask(attention_mask: jax.Array) -> tuple[jax.Array, jax.A
     return segment_ids, positions
 
 
-def check_token_ids(input_ids, vocab_size: int) -> None:
-    """Raise a ValueError naming the first out-of-vocabulary token (skipped under tracing)."""
-    if isinstance(input_ids, jax.core.Tracer):
-        return
-    ids = np.asarray(input_ids)
-    bad = np.argwhere((ids < 0) | (ids >= vocab_size))
-    if bad.size:
-        where = tuple(int(i) for i in bad[0])
-        raise ValueError(
-            f"input_ids{list(where)} = {int(ids[where])} is outside the vocabulary "
-            f"[0, {vocab_size}) ({len(bad)} such token(s) in the batch)"
-        )
+def check_encoder_inputs(cfg: ml_collections.ConfigDict, input_ids: Any, segment_ids: Any, positions: Any,
+                         token_type_ids: Any = None, *, segments_from: str = "segment_ids") -> None:
+    """The value checks of one encoder forward (model block ``cfg``), eager or traced.
+
+    ``input_ids`` against the vocabulary, ``segment_ids`` against the packing contract, and, where
+    the model has the table, ``positions`` against its absolute positions and ``token_type_ids``
+    against its token types. ``segments_from`` names where the segment ids came from.
+    """
+    input_checks.check_index("input_ids", input_ids, cfg.vocab_size, what="the vocabulary",
+                             note=f"model.vocab_size={cfg.vocab_size}")
+    input_checks.check_segments(segment_ids, name=segments_from)
+    if cfg.position_embedding == "absolute":
+        input_checks.check_index(
+            "positions", positions, config_lib.max_length(cfg), what="the absolute position table",
+            note=f"model.max_position_embeddings={cfg.max_position_embeddings} less "
+                 f"model.position_offset={cfg.position_offset}; truncate or window longer sequences")
+    if cfg.type_vocab_size and token_type_ids is not None:
+        input_checks.check_index("token_type_ids", token_type_ids, cfg.type_vocab_size, what="the token types",
+                                 note=f"model.type_vocab_size={cfg.type_vocab_size}")
+
+
+def check_masked_positions(masked_positions: Any, length: int) -> None:
+    """``masked_positions`` (MLM's sparse prediction) must index into the ``length`` tokens of a row."""
+    input_checks.check_index("masked_positions", masked_positions, length, what="the sequence",
+                             note="indices into the length T of input_ids")
+
+
+def checked_on_host(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """``cfg`` with the in-model checks off, for an entry point that checks its batches on the host."""
+    return config_lib.replaced(cfg, check_inputs=False)
 
 
 class Encoder(nn.Module):
@@ -79,7 +103,8 @@ class Encoder(nn.Module):
         input_ids = jnp.asarray(input_ids)
         if input_ids.ndim != 2:
             raise ValueError(f"input_ids must be [batch, length]; got shape {tuple(input_ids.shape)}")
-        check_token_ids(input_ids, cfg.vocab_size)
+        input_checks.check_integer("input_ids", input_ids)
+        segments_from = "segment_ids"
         if segment_ids is None:
             if attention_mask is None:
                 attention_mask = jnp.ones_like(input_ids)
@@ -88,13 +113,26 @@ class Encoder(nn.Module):
                     f"attention_mask shape {tuple(jnp.shape(attention_mask))} != input_ids shape {tuple(input_ids.shape)}"
                 )
             segment_ids, positions = packed_inputs_from_mask(jnp.asarray(attention_mask))
+            segments_from = "attention_mask (as segment ids)"
+            # Positions then run 0..T-1 in every row, so T itself must fit the absolute table.
+            if cfg.position_embedding == "absolute" and input_ids.shape[1] > config_lib.max_length(cfg):
+                raise ValueError(
+                    f"input length {input_ids.shape[1]} exceeds the {config_lib.max_length(cfg)} positions of this "
+                    f"model (model.max_position_embeddings={cfg.max_position_embeddings} less "
+                    f"model.position_offset={cfg.position_offset}); truncate or window the input"
+                )
         elif positions is None:
             raise ValueError("packed inputs need both segment_ids and positions")
-        for name, arr in (("segment_ids", segment_ids), ("positions", positions)):
-            if jnp.shape(arr) != input_ids.shape:
-                raise ValueError(f"{name} shape {tuple(jnp.shape(arr))} != input_ids shape {tuple(input_ids.shape)}")
         if token_type_ids is None:
             token_type_ids = jnp.zeros_like(input_ids)
+        for name, arr in (("segment_ids", segment_ids), ("positions", positions), ("token_type_ids", token_type_ids)):
+            if jnp.shape(arr) != input_ids.shape:
+                raise ValueError(f"{name} shape {tuple(jnp.shape(arr))} != input_ids shape {tuple(input_ids.shape)}")
+        for name, arr in ((segments_from, segment_ids), ("positions", positions), ("token_type_ids", token_type_ids)):
+            input_checks.check_integer(name, arr)
+        if cfg.check_inputs:
+            check_encoder_inputs(cfg, input_ids, segment_ids, positions, token_type_ids,
+                                              segments_from=segments_from)
         x = self.embeddings(input_ids, positions, token_type_ids, deterministic)
         x = layers.constrain(x, ("act_batch", "act_length", "act_embed"))
         relative = self.relative(positions) if cfg.relative_attention != "none" else None
@@ -146,6 +184,12 @@ class MaskedLM(nn.Module):
             token_type_ids=token_type_ids, deterministic=deterministic,
         )
         if masked_positions is not None:
+            input_checks.check_integer("masked_positions", masked_positions)
+            if jnp.ndim(masked_positions) != 2 or jnp.shape(masked_positions)[0] != x.shape[0]:
+                raise ValueError(f"masked_positions must be [batch={x.shape[0]}, M]; got shape "
+                                 f"{tuple(jnp.shape(masked_positions))}")
+            if self.config.check_inputs:
+                check_masked_positions(masked_positions, x.shape[1])
             x = jnp.take_along_axis(x, masked_positions[..., None].astype(jnp.int32), axis=1)
         logits = self.encoder.attend(self.head(x)).astype(jnp.float32)
         if self.config.decoder_bias:

@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from modernbert_jax.config import check_number
+
 Schedule = Callable[[jax.Array | int], jax.Array]
 
 
@@ -67,12 +69,13 @@ def stable_adamw(
         raise ValueError(f"stable_adamw: betas must lie in [0, 1), got b1={b1}, b2={b2}")
     if eps < 0.0:
         raise ValueError(f"stable_adamw: eps must be >= 0, got {eps}")
+    check_number("stable_adamw: weight_decay", weight_decay, low=0)
     if max_lr is None:
         if callable(learning_rate):
             raise ValueError("stable_adamw: max_lr is required when learning_rate is a schedule")
+        check_number("stable_adamw: learning_rate", learning_rate, low=0, low_open=True)
         max_lr = float(learning_rate)
-    if max_lr <= 0.0:
-        raise ValueError(f"stable_adamw: max_lr must be > 0, got {max_lr}")
+    check_number("stable_adamw: max_lr", max_lr, low=0, low_open=True)
     lr_fn = learning_rate if callable(learning_rate) else (lambda _: jnp.float32(learning_rate))
 
     def init_fn(params: optax.Params) -> StableAdamWState:
@@ -137,8 +140,8 @@ DECAY_SHAPES = ("sqrt", "linear", "cosine")
 
 def warmup_steps_for(total_steps: int, warmup_ratio: float) -> int:
     """Warmup length from a ratio, rounded up as Hugging Face ``TrainingArguments.get_warmup_steps``."""
-    if not 0.0 <= warmup_ratio <= 1.0:
-        raise ValueError(f"warmup ratio must lie in [0, 1], got {warmup_ratio}")
+    check_number("warmup ratio", warmup_ratio, low=0, high=1)
+    check_number("total_steps", total_steps, low=0, integer=True)
     return math.ceil(total_steps * warmup_ratio)
 
 
@@ -176,8 +179,9 @@ def warmup_stable_decay(
     """
     if shape not in DECAY_SHAPES:
         raise ValueError(f"warmup_stable_decay: shape={shape!r} must be one of {DECAY_SHAPES}")
-    if total_steps <= 0:
-        raise ValueError(f"warmup_stable_decay: total_steps must be > 0, got {total_steps}")
+    check_number("warmup_stable_decay: peak_lr", peak_lr, low=0, low_open=True)
+    check_number("warmup_stable_decay: total_steps", total_steps, low=1, integer=True)
+    check_number("warmup_stable_decay: final_lr_fraction", final_lr_fraction, low=0, high=1)
     if warmup_steps < 0 or decay_steps < 0 or warmup_steps + decay_steps > total_steps:
         raise ValueError(
             f"warmup_stable_decay: need 0 <= warmup_steps ({warmup_steps}) + decay_steps ({decay_steps})"
@@ -210,7 +214,9 @@ def batch_size_warmup(
     Rounded down to whole micro-batches (never below one) so every step is a stack of equally
     shaped micro-batches and nothing recompiles beyond one program per distinct micro-batch count.
     """
-    for name, value in (("start_rows", start_rows), ("end_rows", end_rows), ("micro_batch_rows", micro_batch_rows)):
+    check_number("batch_size_warmup: micro_batch_rows", micro_batch_rows, low=1, integer=True)
+    check_number("batch_size_warmup: warmup_tokens", warmup_tokens, low=0, integer=True)
+    for name, value in (("start_rows", start_rows), ("end_rows", end_rows)):
         if value <= 0 or value % micro_batch_rows:
             raise ValueError(f"batch_size_warmup: {name}={value} must be a positive multiple of micro_batch_rows={micro_batch_rows}")
     if end_rows < start_rows:

@@ -27,13 +27,12 @@ import shlex
 import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import ml_collections
 
-from modernbert_jax import config as config_lib
+from modernbert_jax import config as config_lib, safe_io
 
 _GIT_TIMEOUT_S = 10
 # Distributions behind every run; `peers` adds those of a reference library run beside ours.
@@ -140,23 +139,7 @@ def write_result(path: str | os.PathLike, result: dict[str, Any], *, overwrite: 
         if path.read_text(encoding="utf-8") == text:
             return
         raise FileExistsError(f"{path} already holds a different result; pass overwrite=True to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    # The rename is durable only once the directory entry is.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    safe_io.write_file(path, text)
 
 
 def command_line_config() -> dict[str, Any]:

@@ -27,13 +27,13 @@ import csv
 import dataclasses
 import hashlib
 import importlib
+import io
 import itertools
 import json
 import os
 import re
 import resource
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
@@ -45,6 +45,7 @@ import ml_collections
 
 from modernbert_jax import config as config_lib
 from modernbert_jax import provenance as provenance_lib
+from modernbert_jax import safe_io
 
 RESULT = "result.json"
 CONFIG = "config.json"  # the resolved config a point directory belongs to, written before it first runs
@@ -83,11 +84,16 @@ def _resolve(target: str) -> Callable:
 
 def sweep(field: str, values: Sequence[Any]) -> list[dict[str, Any]]:
     """One axis: ``field`` set to each of ``values``."""
+    if not values:
+        raise ValueError(f"sweep({field!r}, ...) has no values: the sweep would have no points")
     return [{field: v} for v in values]
 
 
 def product(*axes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every combination of one point from each axis (later axes vary fastest)."""
+    empty = [i for i, axis in enumerate(axes) if not axis]
+    if empty:
+        raise ValueError(f"product: axis {empty[0]} has no points, so the product would have none")
     return [_merged(combo) for combo in itertools.product(*axes)]
 
 
@@ -439,7 +445,8 @@ def write_tables(sw: Sweep, workdir: str | os.PathLike) -> list[Row]:
     rows = aggregate(sw, workdir)
     columns = list(dict.fromkeys(k for row in rows for k in row.overrides))
     labelled = any(row.label for row in rows)
-    with open(workdir / "table.csv", "w", newline="", encoding="utf-8") as f:
+    # Every output is replaced atomically: a reader (or a sweep killed mid-write) never sees half a table.
+    with io.StringIO(newline="") as f:
         writer = csv.writer(f)
         writer.writerow([*([LABEL] if labelled else []), *columns, "seeds",
                          *(f"{m}_{s}" for m in sw.metrics for s in ("mean", "std"))])
@@ -447,6 +454,7 @@ def write_tables(sw: Sweep, workdir: str | os.PathLike) -> list[Row]:
             stats = [_mean_std(row.metrics[m]) if row.metrics[m] else ("", "") for m in sw.metrics]
             writer.writerow([*([row.label or ""] if labelled else []), *(row.overrides.get(c, "") for c in columns),
                              " ".join(map(str, row.seeds)), *(x for pair in stats for x in pair)])
+        safe_io.write_file(workdir / "table.csv", f.getvalue())
     base = os.path.relpath(sw.base, config_lib.REPO_ROOT) if sw.base.startswith(str(config_lib.REPO_ROOT)) else sw.base
     lines = [f"`python -m experiments.sweep --config={sw.spec} --workdir=DIR`", "",
              f"Sweep over `{base}` ({sw.entry}); mean ± std over the seeds of each row.", ""]
@@ -469,7 +477,7 @@ def write_tables(sw: Sweep, workdir: str | os.PathLike) -> list[Row]:
     if labelled:
         lines += ["", *(f"* **{row.label}**: " + (", ".join(f"`{k}={_value_text(v)}`" for k, v in row.overrides.items())
                                                   or "the base config") for row in rows if row.label)]
-    (workdir / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    safe_io.write_file(workdir / "table.md", "\n".join(lines) + "\n")
     if sw.figure and rows:
         _write_figure(sw.figure, rows, workdir / "figure.png")
     return rows
@@ -482,11 +490,10 @@ def export_results(sw: Sweep, workdir: str | os.PathLike, dest: str | os.PathLik
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("table.md", "table.csv", "figure.png"):
         if (workdir / name).is_file():
-            shutil.copyfile(workdir / name, dest / name)
+            safe_io.write_file(dest / name, (workdir / name).read_bytes())
     for point in sw.points:
         if is_finished(workdir / point.name):
-            (dest / point.name).mkdir(exist_ok=True)
-            shutil.copyfile(workdir / point.name / RESULT, dest / point.name / RESULT)
+            safe_io.write_file(dest / point.name / RESULT, (workdir / point.name / RESULT).read_bytes())
     return dest
 
 
@@ -545,8 +552,10 @@ def _write_figure(figure: dict[str, Any], rows: list[Row], path: Path) -> None:
             ax.legend(fontsize=7)
     ax.set_ylabel(figure.get("ylabel") or ", ".join(plotted))
     fig.tight_layout()
-    fig.savefig(path, dpi=150)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=150)
     plt.close(fig)
+    safe_io.write_file(path, image.getvalue())
 
 
 def main(spec: str, workdir: str, *, workers: int = 1, print_commands: bool = False,

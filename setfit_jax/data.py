@@ -24,6 +24,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from modernbert_jax.config import check_number
+
 
 def _decode(value: Any) -> Any:
     if isinstance(value, bytes):
@@ -89,6 +91,9 @@ def to_examples(
     labels = None if labels is None else [_decode(y) for y in labels]
     if len(texts) == 0:
         raise ValueError("the dataset is empty")
+    if labels is not None and len(labels) != len(texts):
+        raise ValueError(f"the dataset has {len(texts)} {text_column!r} values but {len(labels)} {label_column!r} "
+                         "values; every text needs its label")
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise TypeError(f"{text_column}[{i}] is {type(t).__name__}, expected str")
@@ -124,6 +129,8 @@ def check_trainable(labels: Sequence, multilabel: bool = False) -> None:
 
 def sample_per_class(labels: Sequence, num_samples: int, seed: int) -> np.ndarray:
     """Indices of up to ``num_samples`` examples per class: a seeded shuffle, then the first N of each."""
+    check_number("num_samples", num_samples, low=1, integer=True)
+    check_number("seed", seed, low=0, integer=True)
     order = np.random.default_rng(seed).permutation(len(labels))
     taken: Counter = Counter()
     keep = []

@@ -32,7 +32,9 @@ import numpy as np
 import tokenizers
 
 from modernbert_jax import config as config_lib
-from modernbert_jax import hf
+from modernbert_jax.config import check_number
+from modernbert_jax import hf, safe_io
+from modernbert_jax import model as model_lib
 from modernbert_jax.data import packing
 from setfit_jax import losses
 
@@ -153,8 +155,12 @@ class SentenceEncoder:
     def __post_init__(self) -> None:
         if self.pooling not in POOLING_MODES:
             raise ValueError(f"pooling={self.pooling!r}: expected one of {POOLING_MODES}")
+        check_number("max_seq_length", self.max_seq_length, low=1, high=config_lib.max_length(self.module.config),
+                     integer=True)
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_seq_length)
+        # `pack` checks every batch on the host, so the jitted forward runs without the in-model checks.
+        self._checked_module = self.module.clone(config=model_lib.checked_on_host(self.module.config))
         self._embed = jax.jit(self.embed, static_argnames=("deterministic",))
 
     @property
@@ -173,7 +179,9 @@ class SentenceEncoder:
             path = hf.resolve_dir(path)  # a plain HF directory, or a pretraining workdir's export
         pooling, normalize, transformer_dir = "mean", False, path
         if modules_file.exists():
-            modules = json.loads(modules_file.read_text())
+            modules = safe_io.read_json(modules_file, kind=list, what="a list of sentence-transformers modules")
+            if not all(isinstance(m, dict) and isinstance(m.get("type"), str) for m in modules):
+                raise ValueError(f"{modules_file}: every module must be an object with a \"type\", got {modules}")
             kinds = [_module_kind(m["type"]) for m in modules]
             if not kinds or kinds[0] != "Transformer":
                 raise ValueError(f"{modules_file}: the first module must be a sentence-transformers Transformer, "
@@ -184,12 +192,13 @@ class SentenceEncoder:
             transformer_dir = path / modules[0].get("path", "")
             for m, kind in zip(modules[1:], kinds[1:]):
                 if kind == "Pooling":
-                    pooling = _pooling_mode(json.loads((path / m["path"] / "config.json").read_text()))
+                    pooling = _pooling_mode(safe_io.read_json(path / m["path"] / "config.json",
+                                                              what="a sentence-transformers Pooling config"))
             normalize = "Normalize" in kinds
         module, params = hf.from_pretrained(str(transformer_dir))
-        if max_seq_length is None:
-            max_seq_length = _configured_max_seq_length(transformer_dir) or config_lib.max_length(module.config)
-        max_seq_length = min(int(max_seq_length), config_lib.max_length(module.config))
+        if max_seq_length is None:  # the directory's limit, capped at the usable positions; an explicit one is checked
+            usable = config_lib.max_length(module.config)
+            max_seq_length = min(_configured_max_seq_length(transformer_dir) or usable, usable)
         tokenizer = hf.load_tokenizer(str(transformer_dir))
         return cls(module, params, tokenizer, max_seq_length, pooling, normalize)
 
@@ -203,6 +212,8 @@ class SentenceEncoder:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"texts[{i}] is {type(t).__name__}, expected str")
+        if max_length is not None:
+            check_number("max_length", max_length, low=1, integer=True)
         limit = self.max_seq_length if max_length is None else min(max_length, self.max_seq_length)
         self.tokenizer.enable_truncation(limit)
         try:
@@ -216,20 +227,24 @@ class SentenceEncoder:
         return max(MIN_ROW_LEN, -(-longest // ROW_MULTIPLE) * ROW_MULTIPLE)
 
     def pack(self, ids: Sequence[Sequence[int]], rows: int, row_len: int, num_slots: int) -> PackedBatch:
-        return pack(ids, rows, row_len, num_slots, int(self.module.config.pad_token_id))
+        batch = pack(ids, rows, row_len, num_slots, int(self.module.config.pad_token_id))
+        if self.module.config.check_inputs:
+            model_lib.check_encoder_inputs(self.module.config, batch.input_ids, batch.segment_ids, batch.positions)
+        return batch
 
     # -- forward ----------------------------------------------------------------------------------
     def embed(self, params, batch: PackedBatch, *, deterministic: bool = True,
               dropout_rng: jax.Array | None = None) -> jax.Array:
         """Pure function: one embedding per slot ``[S, D]`` (normalised if the model says so)."""
         rngs = None if deterministic else {"dropout": dropout_rng}
-        hidden = self.module.apply({"params": params}, batch.input_ids, batch.segment_ids, batch.positions,
+        hidden = self._checked_module.apply({"params": params}, batch.input_ids, batch.segment_ids, batch.positions,
                                    deterministic=deterministic, rngs=rngs)
         out = pool_packed(hidden, batch.token_slot, batch.slot_first, self.pooling)
         return losses.l2_normalize(out) if self.normalize else out
 
     def encode(self, texts: Sequence[str], params=None, tokens_per_call: int = 4096) -> np.ndarray:
         """Embeddings ``[N, D]`` float32 in input order; texts are packed, longest first."""
+        check_number("tokens_per_call", tokens_per_call, low=1, integer=True)
         params = self.params if params is None else params
         ids = self.tokenize(texts)
         out = np.zeros((len(ids), self.dim), np.float32)

@@ -31,6 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from modernbert_jax import provenance, sweep
+from modernbert_jax.config import check_number
 from modernbert_jax.data import tfds_builder
 from modernbert_jax.threads import limit_threads
 from setfit_jax import data
@@ -130,12 +131,19 @@ def _reference_available() -> bool:
 def _check(config: ml_collections.ConfigDict) -> None:
     if config.shots < 1:
         raise ValueError(f"shots={config.shots}: the protocol needs at least 1 training example per class")
+    check_number("config.num_classes (0: all)", config.num_classes, low=0, integer=True)
+    if config.num_classes == 1:
+        raise ValueError("config.num_classes=1: SetFit needs at least two classes (0 keeps all)")
+    check_number("config.test_per_class (0: all)", config.test_per_class, low=0, integer=True)
+    check_number("config.threads (0: library default)", config.threads, low=0, integer=True)
     seeds = list(config.seeds)
     if not seeds:
         raise ValueError("seeds is empty: the protocol needs at least one seed")
     repeated = sorted({s for s in seeds if seeds.count(s) > 1})
     if repeated:
         raise ValueError(f"seeds {repeated} appear more than once in seeds={seeds}")
+    for i, seed in enumerate(seeds):
+        check_number(f"config.seeds[{i}]", seed, low=0, integer=True)
 
 
 def _stats(rows: list[dict[str, Any]], who: str) -> dict[str, float]:

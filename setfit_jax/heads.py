@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from modernbert_jax.config import check_number
 from setfit_jax import losses
 from setfit_jax.encoder import rows_needed
 
@@ -60,6 +61,10 @@ class DifferentiableHead:
     params: dict | None = None
 
     def __post_init__(self) -> None:
+        check_number("in_features", self.in_features, low=1, integer=True)
+        check_number("out_features", self.out_features, low=1, integer=True)
+        check_number("temperature", self.temperature, low=0, low_open=True)
+        check_number("eps", self.eps, low=0)
         if self.out_features == 1 and not self.multitarget:
             self.out_features = 2  # binary is two-class softmax, as the reference
 
@@ -164,6 +169,10 @@ class DifferentiableHead:
 
 def step_decay(learning_rate: float, steps_per_epoch: int, step_size: int = 5, gamma: float = 0.5) -> optax.Schedule:
     """``torch.optim.lr_scheduler.StepLR`` stepped once per epoch."""
+    check_number("learning_rate", learning_rate, low=0, low_open=True)
+    check_number("step_size", step_size, low=1, integer=True)
+    check_number("gamma", gamma, low=0, low_open=True)
+
     def schedule(step):
         epoch = step // max(1, steps_per_epoch)
         return learning_rate * gamma ** (epoch // step_size)

@@ -30,6 +30,8 @@ from typing import Sequence
 
 import numpy as np
 
+from modernbert_jax.config import check_number
+
 SAMPLING_STRATEGIES = ("oversampling", "undersampling", "unique")
 _REFERENCE_PAIR_SEED = 42  # the reference shuffles candidate pairs with this seed, always
 _CHUNK = 1 << 16
@@ -45,6 +47,13 @@ class Pairs:
 
     def __len__(self) -> int:
         return int(self.first.shape[0])
+
+
+def _check_counts(num_iterations: int | None, max_pairs: int) -> None:
+    if num_iterations is not None:
+        check_number("num_iterations (or None)", num_iterations, low=1, integer=True)
+    if max_pairs != -1:  # a cap below 2 leaves no pair of either kind
+        check_number("max_pairs (or -1: no cap)", max_pairs, low=2, integer=True)
 
 
 def triu_decode(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -124,6 +133,8 @@ class PairSampler:
             raise ValueError(
                 f"sampling_strategy={sampling_strategy!r}: must be one of {SAMPLING_STRATEGIES}."
             )
+        _check_counts(num_iterations, max_pairs)
+        check_number("exact_limit", exact_limit, low=1, integer=True)
         labels = np.asarray(labels)
         if multilabel and labels.ndim != 2:
             raise ValueError(f"multilabel labels must be a [n, num_classes] 0/1 matrix, got shape {labels.shape}.")
@@ -215,7 +226,12 @@ def distillation_pairs(
     ``setfit.sampler.ContrastiveDistillationDataset`` intends this but looks the similarity up by
     label instead of by sentence index (every target becomes ``sim[0][0]``); we use the indices.
     """
+    _check_counts(num_iterations, max_pairs)
+    if teacher_similarity.ndim != 2 or teacher_similarity.shape[0] != teacher_similarity.shape[1]:
+        raise ValueError(f"teacher_similarity must be a square [n, n] matrix, got shape {teacher_similarity.shape}")
     n = teacher_similarity.shape[0]
+    if n == 0:
+        raise ValueError("distillation needs at least one sentence, got an empty teacher_similarity")
     total = n * (n + 1) // 2
     order = np.random.RandomState(_REFERENCE_PAIR_SEED).permutation(total)
     if max_pairs != -1:

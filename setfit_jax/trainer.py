@@ -57,6 +57,20 @@ def encode_labels(model: SetFitModel, labels: Sequence) -> np.ndarray:
     return np.asarray([index[y] for y in labels], np.int64)
 
 
+def _check_lengths(texts: Sequence[str], label_ids: np.ndarray) -> None:
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of texts, not a single string")
+    if len(texts) == 0:
+        raise ValueError("training needs at least one text, got none")
+    if len(texts) != len(label_ids):
+        raise ValueError(f"{len(texts)} texts but {len(label_ids)} label_ids: every text needs its label")
+
+
+def _check_metric(metric: str | Callable) -> None:
+    if not callable(metric) and metric != "accuracy":
+        raise ValueError(f"metric={metric!r}: only 'accuracy' or a callable is supported")
+
+
 class _EmbeddingStep:
     """The jitted stage-1 update for one loss; a fixed packed shape per run."""
 
@@ -117,6 +131,7 @@ class Trainer:
     ) -> None:
         if args is not None and not isinstance(args, TrainingArguments):
             raise TypeError("args must be a setfit_jax.TrainingArguments")
+        _check_metric(metric)
         self.model = model
         self.args = args or TrainingArguments()
         self.metric = metric
@@ -147,6 +162,7 @@ class Trainer:
                          pairs: sampler.Pairs | None = None, pair_order: Sequence[np.ndarray] | None = None) -> list[float]:
         """Stage 1. ``pairs``/``pair_order`` override sampling and shuffling (parity tests, distillation)."""
         args = args or self.args
+        _check_lengths(texts, label_ids)
         body = self.model.model_body
         ids = body.tokenize(texts)
         bs = args.embedding_batch_size
@@ -219,6 +235,7 @@ class Trainer:
     def train_classifier(self, texts: Sequence[str], label_ids: np.ndarray, args: TrainingArguments | None = None) -> None:
         """Stage 2: fit the head on the (now fine-tuned) body."""
         args = args or self.args
+        _check_lengths(texts, label_ids)
         model = self.model
         if not model.has_differentiable_head:
             model.model_head.fit(model.encode(texts), label_ids)
@@ -244,12 +261,11 @@ class Trainer:
             if unseen:
                 raise ValueError(f"evaluation labels {unseen[:5]} were never seen in training "
                                  f"(model labels: {model.labels}); accuracy on them would be silently 0")
+        _check_metric(self.metric)  # again, before predicting: the attribute may have been replaced since
         pred = model.predict(texts)
         if callable(self.metric):
             result = self.metric(pred, labels)
             return result if isinstance(result, dict) else {"metric": result}
-        if self.metric != "accuracy":
-            raise ValueError(f"metric={self.metric!r}: only 'accuracy' or a callable is supported")
         if model.multilabel:
             return {"accuracy": float(np.mean(np.all(np.asarray(pred) == np.asarray(labels), axis=-1)))}
         return {"accuracy": float(np.mean([p == y for p, y in zip(pred, labels)]))}

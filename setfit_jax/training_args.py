@@ -12,6 +12,8 @@ float32 (``modernbert_jax.precision``; the reference's flag, which there means f
 CUDA); parameters, optimiser state and inference stay float32. Dropout stays on during training as in the reference (``dropout=False`` turns it
 off, e.g. for parity checks). ``max_length`` caps tokens per text for the differentiable head's
 training, as the reference; logging and checkpoint fields of the reference have no counterpart.
+Every field is checked when the arguments are built (and on ``replace``): an error names the
+field and the accepted range (the reference checks only ``warmup_proportion``).
 """
 
 from __future__ import annotations
@@ -19,8 +21,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Tuple, Union
 
+from modernbert_jax.config import check_number
 from setfit_jax.losses import LOSSES
 from setfit_jax.sampler import SAMPLING_STRATEGIES
+
+
+def _pair(name: str, value) -> tuple:
+    """A (embedding phase, classifier phase) tuple from a scalar or a 2-sequence, as the reference."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name}={value!r} must be one value or an (embedding, classifier) pair")
+        return tuple(value)
+    return (value, value)
 
 
 @dataclasses.dataclass
@@ -44,22 +56,33 @@ class TrainingArguments:
     dropout: bool = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.batch_size, int):
-            self.batch_size = (self.batch_size, self.batch_size)
-        if isinstance(self.num_epochs, int):
-            self.num_epochs = (self.num_epochs, self.num_epochs)
-        if isinstance(self.body_learning_rate, (int, float)):
-            self.body_learning_rate = (float(self.body_learning_rate),) * 2
-        if not 0.0 <= self.warmup_proportion <= 1.0:
-            raise ValueError(f"warmup_proportion must be in [0, 1], got {self.warmup_proportion}")
+        self.batch_size = _pair("batch_size", self.batch_size)
+        self.num_epochs = _pair("num_epochs", self.num_epochs)
+        self.body_learning_rate = _pair("body_learning_rate", self.body_learning_rate)
+        for phase, (size, epochs, lr) in enumerate(zip(self.batch_size, self.num_epochs, self.body_learning_rate)):
+            check_number(f"batch_size[{phase}]", size, low=1, integer=True)
+            check_number(f"num_epochs[{phase}]", epochs, low=1, integer=True)
+            check_number(f"body_learning_rate[{phase}]", lr, low=0, low_open=True)
+        self.body_learning_rate = tuple(float(lr) for lr in self.body_learning_rate)
+        check_number("head_learning_rate", self.head_learning_rate, low=0, low_open=True)
+        check_number("warmup_proportion", self.warmup_proportion, low=0, high=1)
+        check_number("margin", self.margin, low=0)
+        check_number("l2_weight", self.l2_weight, low=0)
+        check_number("max_grad_norm", self.max_grad_norm, low=0)  # 0: no clipping
+        check_number("seed", self.seed, low=0, integer=True)  # numpy's generators take no negative seed
+        if self.num_iterations is not None:
+            check_number("num_iterations", self.num_iterations, low=1, integer=True)
+        if self.max_length is not None:
+            check_number("max_length", self.max_length, low=1, integer=True)
+        if self.max_steps != -1:
+            check_number("max_steps (or -1: no cap)", self.max_steps, low=1, integer=True)
         if self.sampling_strategy not in SAMPLING_STRATEGIES:
             raise ValueError(f"sampling_strategy={self.sampling_strategy!r}: expected one of {SAMPLING_STRATEGIES}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss={self.loss!r}: expected one of {LOSSES}")
-        if min(self.batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.max_steps == 0 or self.max_steps < -1:
-            raise ValueError(f"max_steps must be -1 (no cap) or positive, got {self.max_steps}")
+        for name in ("end_to_end", "use_amp", "dropout"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name}={getattr(self, name)!r} must be True or False")
 
     @property
     def embedding_batch_size(self) -> int:

@@ -137,7 +137,9 @@ def test_non_finite_loss_names_the_step_and_the_last_checkpoint(files, tmp_path)
         experiment.train(cfg, str(tmp_path))
     steps = [int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()]
     last = max(steps)
-    assert f"at step {last + 1} " in str(error.value) and f"checkpoint: step {last} " in str(error.value)
+    message = str(error.value)
+    assert f"at step {last + 1} " in message and message.endswith(f"(read back and verified) in "
+                                                                 f"{tmp_path / 'checkpoints'}: step {last}")
 
 
 def test_bad_user_file_names_the_example(files, tmp_path):

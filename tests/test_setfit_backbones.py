@@ -118,7 +118,9 @@ def test_embeddings_match_sentence_transformers(body):
 def test_length_cap_is_usable_positions_not_table_rows(body):
     # 72 position rows, the first two (padding_idx + 1) unused: 70 tokens, the reference's limit too.
     _, path = body
-    assert SentenceEncoder.from_pretrained(path, max_seq_length=1000).max_seq_length == 70
+    assert SentenceEncoder.from_pretrained(path, max_seq_length=70).max_seq_length == 70
+    with pytest.raises(ValueError, match=r"max_seq_length=71 must be an integer in \[1, 70\]"):
+        SentenceEncoder.from_pretrained(path, max_seq_length=71)
 
 
 def test_saved_model_loads_back_in_sentence_transformers(body, tmp_path):

@@ -1,4 +1,5 @@
-"""The encoder on an 8-device CPU mesh (fsdp x tensor) equals the single-device result within 1e-5.
+"""The encoder on an 8-device CPU mesh (fsdp x tensor) equals the single-device result within 1e-5,
+and names an out-of-vocabulary id under sharded jit.
 
 Two configurations of the same modules, on packed inputs: tiny ModernBERT (RoPE, local/global
 attention) and a small DeBERTa-v3 (no absolute positions, disentangled relative attention with
@@ -64,6 +65,14 @@ SCRIPT = textwrap.dedent(
         err = float(jnp.abs(out - single).max())
         print("MAXERR", name, err)
         assert err <= 1e-5, (name, err)
+        # The index checks' host callback works under sharded jit (modernbert_jax.input_checks).
+        with sharding.activate(mesh, rules):
+            try:
+                jax.block_until_ready(f(sharded_params, jax.device_put(ids.at[6, 9].set(cfg.vocab_size), b),
+                                        jax.device_put(seg, b), jax.device_put(pos, b)))
+            except jax.errors.JaxRuntimeError as e:
+                assert f"input_ids[6, 9] = {cfg.vocab_size} is outside the vocabulary" in str(e), e
+                print("CHECKED", name)
     """
 ).replace("DEBERTA_V3", repr(DEBERTA_V3))
 
@@ -81,6 +90,7 @@ def test_forward_on_8_device_mesh_matches_single_device():
     assert result.returncode == 0, result.stdout + result.stderr
     for name in MODELS:
         assert f"MAXERR {name} " in result.stdout, result.stdout
+        assert f"CHECKED {name}" in result.stdout, result.stdout
 
 
 @pytest.mark.parametrize(

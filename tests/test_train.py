@@ -270,9 +270,9 @@ def test_two_processes_over_loopback_match_one_process(reference, tokenizer, tmp
 def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(reference, tokenizer, tmp_path):
     workdir = str(tmp_path / "nan")
     shutil.copytree(reference, workdir)
-    # Continue the finished run with an infinite learning rate: the first new update is non-finite.
-    cfg = make_config(tokenizer, total_steps=10, **{"optimizer.peak_lr": float("inf")})
-    with pytest.raises(loop.NonFiniteLossError, match=r"at step 7\b.*Last good checkpoint: step 6"):
+    # Continue the finished run with a learning rate whose first update overflows: it is non-finite.
+    cfg = make_config(tokenizer, total_steps=10, **{"optimizer.peak_lr": 1e38})
+    with pytest.raises(loop.NonFiniteLossError, match=r"at step 7\b.*Newest intact checkpoint .*: step 6$"):
         loop.train(cfg, workdir)
     assert checkpoint_steps(os.path.join(workdir, "checkpoints"))[-1] == 6
 

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Iterable
 
+from modernbert_jax import safe_io
+
 
 def validate(example: dict, where: str) -> dict:
     if not isinstance(example, dict) or "tokenized_text" not in example or "ner" not in example:
@@ -45,7 +47,5 @@ def load(path: str | Path) -> list[dict]:
 
 def save(path: str | Path, examples: Iterable[dict]) -> Path:
     """Write examples as one JSON list (what the reference's training scripts read)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([{"tokenized_text": e["tokenized_text"], "ner": e["ner"]} for e in examples]))
-    return path
+    return safe_io.write_file(path, json.dumps([{"tokenized_text": e["tokenized_text"], "ner": e["ner"]}
+                                                for e in examples]))

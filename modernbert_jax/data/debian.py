@@ -42,6 +42,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from modernbert_jax import safe_io
+
 
 class AptUnavailableError(RuntimeError):
     """apt/dpkg is missing or cannot reach a mirror: the embedded corpus cannot be built here."""
@@ -292,9 +294,7 @@ def debian_packages(cache: str | os.PathLike | None = None) -> list[DebianPackag
     if saved.is_file() and saved.stat().st_mtime >= lists_mtime:
         return [DebianPackage(*row) for row in json.loads(saved.read_text(encoding="utf-8"))]
     packages = _parse_package_lists(cache, lists)
-    tmp = saved.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps([dataclasses.astuple(p) for p in packages]), encoding="utf-8")
-    os.replace(tmp, saved)
+    safe_io.write_file(saved, json.dumps([dataclasses.astuple(p) for p in packages]))
     return packages
 
 

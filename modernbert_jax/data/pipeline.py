@@ -49,6 +49,7 @@ from typing import Protocol
 
 import numpy as np
 
+from modernbert_jax.config import check_number
 from modernbert_jax.data import masking, packing
 from modernbert_jax.data.sources import DocumentSource
 
@@ -96,7 +97,16 @@ class PretrainPipeline:
             raise ValueError("document source is empty")
         if not 0 <= process_index < process_count:
             raise ValueError(f"process_index={process_index} not in [0, process_count={process_count})")
-        masking.num_mask_slots(seq_len, mask_rate)  # validates mask_rate
+        check_number("seq_len", seq_len, low=1, integer=True)
+        check_number("mask_rate", mask_rate, low=0, high=1, low_open=True, high_open=True)
+        check_number("mask_prob", mask_prob, low=0, high=1)
+        check_number("random_prob", random_prob, low=0, high=1)
+        if mask_prob + random_prob > 1:
+            raise ValueError(f"mask_prob + random_prob = {mask_prob} + {random_prob} exceeds 1: they split the "
+                             "selected tokens into [MASK] / random / unchanged")
+        if num_epochs is not None:
+            check_number("num_epochs", num_epochs, low=1, integer=True)
+        check_number("pack_buffer_batches", pack_buffer_batches, low=0, low_open=True)
         self.source, self.tokenizer = source, tokenizer
         self.batch_size, self.seq_len, self.seed = batch_size, seq_len, int(seed)
         self.mask_rate, self.mask_prob, self.random_prob = mask_rate, mask_prob, random_prob

@@ -34,6 +34,8 @@ from typing import Iterable, Iterator
 
 import sentencepiece as spm
 
+from modernbert_jax import safe_io
+
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 VOCAB_MULTIPLE = 64
 SPACE_MARKER = "\u2581"
@@ -67,12 +69,7 @@ class SentencePieceTokenizer:
         return cls(path.read_bytes())
 
     def save(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(self._proto)
-        os.replace(tmp, path)
-        return path
+        return safe_io.write_file(path, self._proto)
 
     @property
     def model_proto(self) -> bytes:
@@ -133,13 +130,11 @@ class SentencePieceTokenizer:
 
     def save_hf(self, directory: str | os.PathLike) -> Path:
         """Write ``tokenizer.json`` and ``tokenizer_config.json`` into ``directory``."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.to_hf_tokenizer().save(str(directory / "tokenizer.json"))
         config = {"tokenizer_class": "PreTrainedTokenizerFast", "cls_token": CLS, "sep_token": SEP,
                   "mask_token": MASK, "pad_token": PAD, "unk_token": UNK}
-        (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
-        return directory
+        return safe_io.write_files(directory, {"tokenizer.json": self.to_hf_tokenizer().to_str(pretty=True),
+                                               "tokenizer_config.json": json.dumps(config, indent=2) + "\n"},
+                                   overwrite=True)
 
 
 def _lines(texts: Iterable[str], max_line_bytes: int) -> Iterator[str]:

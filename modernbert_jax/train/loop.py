@@ -4,12 +4,16 @@
 
 Resuming is automatic: if `workdir/checkpoints` holds a finalized step, the state and the input
 pipeline's position are restored from it (onto whatever mesh this run has) and training
-continues with exactly the batches an uninterrupted run would have seen. A new phase starts from
-another run's weights with `config.init_from` (its workdir); its optimiser and schedule start fresh.
+continues with exactly the batches an uninterrupted run would have seen. Every restore is verified
+against the integrity record saved with the step (`checkpoint.py`): a corrupt newest step stops the
+run naming the intact ones, or with `config.restore_fallback` the newest intact step is restored and
+the corrupt one kept aside. A new phase starts from another run's weights with `config.init_from`
+(its workdir); its optimiser and schedule start fresh.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any, NamedTuple
@@ -20,6 +24,7 @@ import ml_collections
 import optax
 import numpy as np
 
+from modernbert_jax import config as config_lib
 from modernbert_jax import model as model_lib
 from modernbert_jax import optim, sharding
 from modernbert_jax.train import checkpoint as ckpt_lib
@@ -27,6 +32,8 @@ from modernbert_jax.train import inputs, metrics as metrics_lib, state as state_
 
 
 OPTIMIZERS = ("stable_adamw", "adamw")
+FALLBACK_OPTION = "--config.restore_fallback=True"
+log = logging.getLogger(__name__)
 
 
 def make_optimizer(cfg: ml_collections.ConfigDict) -> tuple[optim.Schedule, optax.GradientTransformation]:
@@ -75,10 +82,13 @@ class NonFiniteLossError(FloatingPointError):
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Run (or resume) pretraining as configured; returns the last train and eval metrics."""
     cfg = config
+    config_lib.validate_pretraining(cfg)
     os.makedirs(workdir, exist_ok=True)
     mesh = sharding.make_mesh(cfg.mesh)
     rules = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in cfg.sharding_rules)
-    module = model_lib.MaskedLM(cfg.model)
+    # Batches are checked on the host as the pipeline yields them (`_checked`); the compiled steps
+    # hold no host callback (`model_lib.checked_on_host`).
+    module = model_lib.MaskedLM(model_lib.checked_on_host(cfg.model))
     schedule, tx = make_optimizer(cfg)
     seq_len = cfg.seq_len
     micro_rows = cfg.micro_batch_size
@@ -104,7 +114,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         )
         writer = bar = None
         try:
-            state, tokens_seen = _restore_or_init(cfg, module, tx, s_shard, checkpointer, pipeline)
+            abstract = state_lib.abstract_state(module, tx, s_shard, seq_len)
+            state, tokens_seen = _restore_or_init(cfg, module, tx, s_shard, abstract, checkpointer, pipeline)
             use_dropout = any(cfg.model[f] > 0 for f in ("embedding_dropout", "attention_dropout", "mlp_dropout"))
             train_step = jax.jit(
                 step_lib.make_train_step(module, tx, schedule, seed=cfg.seed, use_dropout=use_dropout),
@@ -119,7 +130,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
             def next_batch(tokens: int) -> _Batch:
                 rows = rows_at(tokens)
-                micro = [pipeline.next_batch(micro_rows) for _ in range(rows // micro_rows)]
+                micro = [_checked(cfg, pipeline.next_batch(micro_rows)) for _ in range(rows // micro_rows)]
                 arrays = inputs.to_global(_stack(micro), train_batch_sharding, micro_rows, row_axis=1)
                 # The pipeline's position *after* this batch: what a checkpoint of this step stores.
                 return _Batch(rows, arrays, pipeline.get_state(), pipeline.packing_efficiency)
@@ -136,10 +147,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 m = jax.device_get(m)
                 if not bool(m["finite"]):
                     checkpointer.wait()
+                    del state  # non-finite now; frees device memory for reading the checkpoints back
+                    intact = checkpointer.newest_intact(abstract)
                     raise NonFiniteLossError(
                         f"non-finite loss/gradient at step {step + 1} (loss={float(m['loss'])}, grad_norm="
-                        f"{float(m['grad_norm'])}); stopping. Last good checkpoint: step "
-                        f"{checkpointer.latest_step()} in {checkpointer.directory}"
+                        f"{float(m['grad_norm'])}); stopping. Newest intact checkpoint (read back and verified) in "
+                        f"{checkpointer.directory}: {'none' if intact is None else f'step {intact}'}"
                     )
                 # The first step of a run includes compilation: leave it out of the throughput.
                 throughput.add(m, rows, time.perf_counter() - t0, count=step > start_step)
@@ -174,6 +187,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 writer.close()
             checkpointer.close()
 
+    # Only reached with a state that was restored and verified (or trained here): a checkpoint that
+    # fails verification raises in _restore_or_init, before anything is written to hf/.
     if cfg.export_hf:
         _export_hf(os.path.join(workdir, "hf"), module, state.params, tokenizer)
     return {"train": last_train, "eval": last_eval, "step": int(state.step), "tokens_seen": tokens_seen}
@@ -201,17 +216,26 @@ def _export_hf(path: str, module, params, tokenizer) -> None:
         tokenizer.save_hf(hf.save_pretrained(path, module, host_params, overwrite=True))
 
 
-def _restore_or_init(cfg, module, tx, shardings, checkpointer, pipeline) -> tuple[state_lib.TrainState, int]:
-    """Resume from this run's latest checkpoint, else initialise (from `init_from`'s weights if set)."""
-    abstract = state_lib.abstract_state(module, tx, shardings, cfg.seq_len)
-    latest = checkpointer.latest_step()
-    if latest is not None:
-        state, progress = checkpointer.restore(latest, abstract)
-        pipeline.set_state(progress["data_state"])
-        return state, int(progress["tokens_seen"])
+def _restore_or_init(cfg, module, tx, shardings, abstract, checkpointer, pipeline) -> tuple[state_lib.TrainState, int]:
+    """Resume from this run's newest intact checkpoint, else initialise (from `init_from`'s weights if set).
+
+    A corrupt newest step stops the run naming the intact ones, unless ``restore_fallback``: then
+    the newest intact step is restored and the corrupt ones are renamed ``<step>.corrupt`` (kept,
+    and out of the way of this run's saves of the same steps).
+    """
+    restored = checkpointer.restore_latest(abstract, fallback=cfg.restore_fallback,
+                                           fallback_option=FALLBACK_OPTION)
+    if restored is not None:
+        for step, why in restored.skipped.items():
+            kept = checkpointer.set_aside(step)
+            log.warning("SKIPPED corrupt checkpoint step %d (moved to %s): %s", step, kept, why)
+        if restored.skipped:
+            log.warning("resuming from step %d, the newest intact checkpoint (restore_fallback=True)", restored.step)
+        pipeline.set_state(restored.progress["data_state"])
+        return restored.state, int(restored.progress["tokens_seen"])
     state = state_lib.init_state(module, tx, jax.random.key(cfg.seed), shardings, cfg.seq_len)
     if cfg.init_from:
-        state = state.replace(params=_weights_from(cfg.init_from, abstract))
+        state = state.replace(params=_weights_from(cfg.init_from, abstract, fallback=cfg.restore_fallback))
     return state, 0
 
 
@@ -244,20 +268,30 @@ class _Throughput:
         return out
 
 
-def _weights_from(init_from: str, abstract: state_lib.TrainState) -> Any:
-    """Params of the latest checkpoint of a previous phase's workdir, resharded onto this mesh."""
+def _weights_from(init_from: str, abstract: state_lib.TrainState, *, fallback: bool) -> Any:
+    """Params of the newest intact checkpoint of a previous phase's workdir, resharded onto this mesh
+    (a corrupt newest step: an error, or with `fallback` the newest intact one; that workdir is only read)."""
     directory = os.path.join(init_from, "checkpoints")
     if not os.path.isdir(directory):
         raise ckpt_lib.CheckpointError(f"init_from={init_from!r}: no checkpoints directory {directory}")
     source = ckpt_lib.Checkpointer(directory, every=1, keep=1 << 30, async_save=False)
     try:
-        step = source.latest_step()
-        if step is None:
+        restored = source.restore_latest(abstract, fallback=fallback, fallback_option=FALLBACK_OPTION)
+        if restored is None:
             raise ckpt_lib.CheckpointError(f"init_from={init_from!r}: {directory} holds no finalized checkpoint")
-        state, _ = source.restore(step, abstract)
+        for step, why in restored.skipped.items():
+            log.warning("init_from: SKIPPED corrupt checkpoint step %d: %s", step, why)
     finally:
         source.close()
-    return state.params
+    return restored.state.params
+
+
+def _checked(cfg: ml_collections.ConfigDict, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``batch`` after the model's index checks on the host (unless ``model.check_inputs`` is off)."""
+    if cfg.model.check_inputs:
+        model_lib.check_encoder_inputs(cfg.model, batch["input_ids"], batch["segment_ids"], batch["positions"])
+        model_lib.check_masked_positions(batch["masked_positions"], batch["input_ids"].shape[-1])
+    return batch
 
 
 def _evaluate(cfg, eval_step, params, eval_docs, tokenizer, sharding) -> dict[str, float]:
@@ -267,7 +301,7 @@ def _evaluate(cfg, eval_step, params, eval_docs, tokenizer, sharding) -> dict[st
     totals = {"loss_sum": 0.0, "correct": 0.0, "targets": 0.0}
     for _ in range(cfg.eval_batches):
         try:
-            local = pipeline.next_batch()
+            local = _checked(cfg, pipeline.next_batch())
         except StopIteration:
             break
         sums = jax.device_get(eval_step(params, inputs.to_global(local, sharding, cfg.eval_batch_size, row_axis=0)))
