@@ -1774,6 +1774,12 @@ def _provenance_block() -> dict:
                                              text=True).stdout.strip()
     block["library_dirty"] = bool(subprocess.run(["git", "-C", str(root), "status", "--porcelain"],
                                                  capture_output=True, text=True).stdout.strip())
+    # The catalogue itself may be newer than the tree under audit: record which one ran.
+    here = Path(__file__).resolve().parent
+    block["audit_script_commit"] = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
+                                                  text=True).stdout.strip()
+    block["audit_script_dirty"] = bool(subprocess.run(["git", "-C", str(here), "status", "--porcelain"],
+                                                      capture_output=True, text=True).stdout.strip())
     return block
 
 
