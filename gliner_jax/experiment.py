@@ -53,16 +53,10 @@ _MODEL_FILES = ("config.json", "gliner_config.json", "model.safetensors", "pytor
 # bounds are inclusive unless open, None is unbounded.
 _RUN_NUMBERS = {
     "seed": (0, None, False, False, True),
-    "train.num_steps": (0, None, False, False, True),  # 0: only evaluate
     "train.batch_size": (1, None, False, False, True),
     "train.max_words": (1, None, False, False, True),
     "train.max_tokens": (1, None, False, False, True),
-    "train.learning_rate": (0, None, True, False, False),
-    "train.others_lr": (0, None, True, False, False),
-    "train.weight_decay": (0, None, False, False, False),
-    "train.others_weight_decay": (0, None, False, False, False),
-    "train.warmup_ratio": (0, 1, False, False, False),
-    "train.max_grad_norm": (0, None, True, False, False),
+    **{f"train.{field}": bounds for field, bounds in training.OPTIMIZER_NUMBERS.items()},
     "train.focal_loss_gamma": (0, None, False, False, False),
     "train.focal_loss_prob_margin": (0, 1, False, True, False),
     "train.label_smoothing": (0, 1, False, True, False),

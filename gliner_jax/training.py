@@ -87,8 +87,22 @@ def make_batch(examples: Sequence[dict], tok, cfg, rng: np.random.Generator, *, 
     return batch
 
 
+# The train-block fields the optimiser reads, name -> (low, high, low_open, high_open, integer), as
+# `config_lib.check_fields` takes them (bounds inclusive unless open, None unbounded).
+OPTIMIZER_NUMBERS = {
+    "num_steps": (0, None, False, False, True),  # 0: only evaluate
+    "learning_rate": (0, None, True, False, False),
+    "others_lr": (0, None, True, False, False),
+    "weight_decay": (0, None, False, False, False),
+    "others_weight_decay": (0, None, False, False, False),
+    "warmup_ratio": (0, 1, False, False, False),
+    "max_grad_norm": (0, None, True, False, False),
+}
+
+
 def schedules(train: ml_collections.ConfigDict) -> dict[str, optim.Schedule]:
     """The learning-rate schedules of the encoder (``learning_rate``) and the head (``others_lr``)."""
+    config_lib.check_fields(train, OPTIMIZER_NUMBERS, prefix="config.train.")
     if train.lr_scheduler_type not in ("linear", "cosine"):
         raise ValueError(f"train.lr_scheduler_type={train.lr_scheduler_type!r} must be 'linear' or 'cosine'")
     return {name: optim.hf_warmup_decay(lr, train.num_steps, train.warmup_ratio, train.lr_scheduler_type)

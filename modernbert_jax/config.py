@@ -407,11 +407,11 @@ def dotted(cfg: ml_collections.ConfigDict, field: str):
     return cfg
 
 
-def check_fields(cfg: ml_collections.ConfigDict, ranges: dict[str, tuple]) -> None:
+def check_fields(cfg: ml_collections.ConfigDict, ranges: dict[str, tuple], prefix: str = "config.") -> None:
     """`check_number` on each dotted field of ``cfg`` in ``ranges`` (``field: (low, high, low_open,
-    high_open, integer)``), named ``config.<field>`` as on the command line."""
+    high_open, integer)``), named ``<prefix><field>`` (``config.<field>``, as on the command line)."""
     for field, (low, high, low_open, high_open, integer) in ranges.items():
-        check_number(f"config.{field}", dotted(cfg, field), low=low, high=high, low_open=low_open, high_open=high_open,
+        check_number(f"{prefix}{field}", dotted(cfg, field), low=low, high=high, low_open=low_open, high_open=high_open,
                      integer=integer)
 
 

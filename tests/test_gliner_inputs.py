@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import configs.gliner as gliner_config
-from gliner_jax import GLiNER, GLiNERConfig, experiment, processor
+from gliner_jax import GLiNER, GLiNERConfig, experiment, processor, training
 from gliner_jax.model import GLiNERModel, check_batch
 from modernbert_jax import config as config_lib
 from modernbert_jax import hf
@@ -224,6 +224,17 @@ def test_training_config_names_the_bad_field(field, value, error):
         target[name] = value
     with pytest.raises(error, match=name):
         experiment.validate(config)
+
+
+@pytest.mark.parametrize("field, value", [("learning_rate", -1e-3), ("others_lr", 0.0), ("num_steps", -5),
+                                          ("weight_decay", -0.1), ("max_grad_norm", -1.0), ("warmup_ratio", 2.0)])
+def test_optimizer_names_the_bad_train_field(field, value):
+    """The optimiser is public too (a custom loop calls it without `experiment.validate`)."""
+    train = gliner_config.get_config("demo=true").train
+    with train.unlocked():
+        train[field] = value
+    with pytest.raises(ValueError, match=rf"config\.train\.{field}="):
+        training.optimizer(train, {"encoder": {}, "head": {}})
 
 
 def test_training_checks_the_config_before_any_work(tmp_path, monkeypatch):
