@@ -27,7 +27,6 @@ from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 import tokenizers
 
@@ -36,9 +35,10 @@ from modernbert_jax.config import check_number
 from modernbert_jax import hf, safe_io
 from modernbert_jax import model as model_lib
 from modernbert_jax.data import packing
+from modernbert_jax.data.packing import PackedBatch, pack
+from modernbert_jax.pooling import POOLING_MODES, pool_packed
 from setfit_jax import losses
 
-POOLING_MODES = ("mean", "cls", "max")
 ROW_MULTIPLE = 16
 MIN_ROW_LEN = 64
 _ST_MODULES = ("Transformer", "Pooling", "Normalize")
@@ -46,58 +46,6 @@ _ST_MODULES = ("Transformer", "Pooling", "Normalize")
 # (older multilingual checkpoints ship e.g. sentence_xlm-roberta_config.json).
 _ST_CONFIG_NAMES = tuple(f"sentence_{kind}_config.json" for kind in
                          ("bert", "roberta", "distilbert", "camembert", "albert", "xlm-roberta", "xlnet"))
-
-
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
-class PackedBatch:
-    """Sentences packed into ``[R, T]`` rows, with the slot bookkeeping pooling needs."""
-
-    input_ids: np.ndarray  # [R, T] int32
-    segment_ids: np.ndarray  # [R, T] int32, 0 = padding
-    positions: np.ndarray  # [R, T] int32
-    token_slot: np.ndarray  # [R, T] int32, slot of each token, num_slots for padding
-    slot_first: np.ndarray  # [S] int32, flat index of each slot's first token (CLS pooling)
-    slot_valid: np.ndarray  # [S] bool
-
-    @property
-    def num_slots(self) -> int:
-        return int(self.slot_first.shape[0])
-
-
-def pack(ids: Sequence[Sequence[int]], rows: int, row_len: int, num_slots: int, pad_id: int) -> PackedBatch:
-    """Pack ``ids`` (sentence ``i`` into slot ``i``, at most ``num_slots``) into ``[rows, row_len]``."""
-    if len(ids) > num_slots:
-        raise ValueError(f"{len(ids)} sentences exceed the {num_slots} slots of the packed batch")
-    index_rows = packing.best_fit_decreasing([len(x) for x in ids], row_len)
-    if len(index_rows) > rows:
-        raise ValueError(f"sentences need {len(index_rows)} packed rows, the batch has {rows}")
-    arrays = packing.rows_to_arrays([[ids[i] for i in row] for row in index_rows], row_len, pad_id, num_rows=rows)
-    token_slot, slot_first = packing.locate_items(index_rows, arrays["segment_ids"], num_slots)
-    return PackedBatch(**arrays, token_slot=token_slot, slot_first=slot_first,
-                       slot_valid=np.arange(num_slots) < len(ids))
-
-
-def rows_needed(lengths: Sequence[int], row_len: int) -> int:
-    """Rows that ``pack`` needs for sentences of these lengths."""
-    return len(packing.best_fit_decreasing(lengths, row_len))
-
-
-def pool_packed(hidden: jax.Array, token_slot: jax.Array, slot_first: jax.Array, mode: str) -> jax.Array:
-    """Per-slot sentence vectors ``[S, D]`` from packed token states ``[R, T, D]``."""
-    num_slots = slot_first.shape[0]
-    flat = hidden.reshape(-1, hidden.shape[-1]).astype(jnp.float32)
-    slot = token_slot.reshape(-1)
-    if mode == "mean":
-        total = jax.ops.segment_sum(flat, slot, num_segments=num_slots + 1)[:num_slots]
-        count = jax.ops.segment_sum(jnp.ones_like(slot, jnp.float32), slot, num_segments=num_slots + 1)[:num_slots]
-        return total / jnp.maximum(count, 1e-9)[:, None]
-    if mode == "cls":
-        return flat[slot_first]
-    if mode == "max":
-        best = jax.ops.segment_max(flat, slot, num_segments=num_slots + 1)[:num_slots]
-        return jnp.where(jnp.isfinite(best), best, 0.0)  # empty (unused) slots
-    raise ValueError(f"pooling mode {mode!r}: expected one of {POOLING_MODES}")
 
 
 def _pooling_mode(cfg: dict) -> str:

@@ -24,7 +24,7 @@ import optax
 
 from modernbert_jax.config import check_number
 from setfit_jax import losses
-from setfit_jax.encoder import rows_needed
+from modernbert_jax.data.packing import rows_needed
 
 if TYPE_CHECKING:
     from setfit_jax.encoder import SentenceEncoder

@@ -23,7 +23,8 @@ import numpy as np
 import optax
 
 from setfit_jax import data, losses, optim, sampler
-from setfit_jax.encoder import SentenceEncoder, rows_needed
+from modernbert_jax.data.packing import rows_needed
+from setfit_jax.encoder import SentenceEncoder
 from setfit_jax.modeling import SetFitModel
 from setfit_jax.training_args import TrainingArguments
 

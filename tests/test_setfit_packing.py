@@ -14,7 +14,7 @@ from setfit_jax import encoder as encoder_lib
 
 def test_pack_layout():
     ids = [[2, 5, 6, 3], [2, 7, 3], [2, 3]]
-    batch = encoder_lib.pack(ids, rows=2, row_len=10, num_slots=4, pad_id=0)
+    batch = packing.pack(ids, rows=2, row_len=10, num_slots=4, pad_id=0)
     assert batch.input_ids.tolist() == [[2, 5, 6, 3, 2, 7, 3, 2, 3, 0], [0] * 10]
     assert batch.segment_ids.tolist() == [[1, 1, 1, 1, 2, 2, 2, 3, 3, 0], [0] * 10]
     assert batch.positions.tolist() == [[0, 1, 2, 3, 0, 1, 2, 0, 1, 0], [0] * 10]
@@ -22,9 +22,9 @@ def test_pack_layout():
     assert batch.slot_first.tolist() == [0, 4, 7, 0]
     assert batch.slot_valid.tolist() == [True, True, True, False]
     with pytest.raises(ValueError, match="need 2 packed rows, the batch has 1"):
-        encoder_lib.pack(ids, rows=1, row_len=6, num_slots=4, pad_id=0)
+        packing.pack(ids, rows=1, row_len=6, num_slots=4, pad_id=0)
     with pytest.raises(ValueError, match="exceed the 2 slots"):
-        encoder_lib.pack(ids, rows=1, row_len=10, num_slots=2, pad_id=0)
+        packing.pack(ids, rows=1, row_len=10, num_slots=2, pad_id=0)
 
 
 def test_slots_point_at_their_sentences_under_best_fit():
@@ -33,8 +33,8 @@ def test_slots_point_at_their_sentences_under_best_fit():
     for _ in range(100):
         row_len = rng.choice([8, 16, 32])
         ids = [[rng.randint(5, 99) for _ in range(rng.randint(1, row_len))] for _ in range(rng.randint(1, 30))]
-        rows = encoder_lib.rows_needed([len(x) for x in ids], row_len)
-        batch = encoder_lib.pack(ids, rows, row_len, num_slots=len(ids) + 2, pad_id=0)
+        rows = packing.rows_needed([len(x) for x in ids], row_len)
+        batch = packing.pack(ids, rows, row_len, num_slots=len(ids) + 2, pad_id=0)
         flat_ids, flat_slot = batch.input_ids.reshape(-1), batch.token_slot.reshape(-1)
         for i, x in enumerate(ids):
             assert flat_ids[flat_slot == i].tolist() == x

@@ -11,13 +11,18 @@ Rows are filled by best-fit decreasing over a buffer of chunks (as ModernBERT's
 it most tightly. The pipeline takes the fullest rows and keeps the rest of the buffer for the
 next batch, which is why the packing efficiency (non-padding fraction) is high. SetFit packs its
 sentences with the same packer: ``locate_items`` records where each sentence sits (for pooling one
-vector per sentence) and ``max_rows`` splits a large set into fixed-shape blocks for inference.
+vector per sentence), ``pack`` lays a set of items into fixed-shape rows with that bookkeeping
+(``PackedBatch``, pooled by ``modernbert_jax.pooling``) and ``max_rows`` splits a large set into
+fixed-shape blocks for inference.
 """
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from typing import Sequence
+
+import jax
 
 import numpy as np
 
@@ -113,3 +118,38 @@ def locate_items(index_rows: Sequence[Sequence[int]], segment_ids: np.ndarray,
 def packing_efficiency(segment_ids: np.ndarray) -> float:
     """Fraction of non-padding tokens in a packed batch."""
     return float(np.mean(segment_ids > 0)) if segment_ids.size else 0.0
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class PackedBatch:
+    """Sentences packed into ``[R, T]`` rows, with the slot bookkeeping pooling needs."""
+
+    input_ids: np.ndarray  # [R, T] int32
+    segment_ids: np.ndarray  # [R, T] int32, 0 = padding
+    positions: np.ndarray  # [R, T] int32
+    token_slot: np.ndarray  # [R, T] int32, slot of each token, num_slots for padding
+    slot_first: np.ndarray  # [S] int32, flat index of each slot's first token (CLS pooling)
+    slot_valid: np.ndarray  # [S] bool
+
+    @property
+    def num_slots(self) -> int:
+        return int(self.slot_first.shape[0])
+
+
+def pack(ids: Sequence[Sequence[int]], rows: int, row_len: int, num_slots: int, pad_id: int) -> PackedBatch:
+    """Pack ``ids`` (sentence ``i`` into slot ``i``, at most ``num_slots``) into ``[rows, row_len]``."""
+    if len(ids) > num_slots:
+        raise ValueError(f"{len(ids)} sentences exceed the {num_slots} slots of the packed batch")
+    index_rows = best_fit_decreasing([len(x) for x in ids], row_len)
+    if len(index_rows) > rows:
+        raise ValueError(f"sentences need {len(index_rows)} packed rows, the batch has {rows}")
+    arrays = rows_to_arrays([[ids[i] for i in row] for row in index_rows], row_len, pad_id, num_rows=rows)
+    token_slot, slot_first = locate_items(index_rows, arrays["segment_ids"], num_slots)
+    return PackedBatch(**arrays, token_slot=token_slot, slot_first=slot_first,
+                       slot_valid=np.arange(num_slots) < len(ids))
+
+
+def rows_needed(lengths: Sequence[int], row_len: int) -> int:
+    """Rows that ``pack`` needs for sentences of these lengths."""
+    return len(best_fit_decreasing(lengths, row_len))
