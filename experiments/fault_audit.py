@@ -930,9 +930,9 @@ def _save_fault(tmp):
 case("mb.hf.save_disk_full", "writer",
      "hf.save_pretrained(overwrite=True) over a checkpoint, the weights write failing half-way (injected disk-full): "
      "the old checkpoint must survive", result(true_check))(_save_fault)
-case("mb.hf.save_wrong_module", "modernbert", "hf.save_pretrained of a SequenceClassifier (no HF mapping)",
+case("mb.hf.save_wrong_module", "modernbert", "hf.save_pretrained of a module with no HF mapping (a flax Dense)",
      error("Encoder|MaskedLM"))(
-    lambda tmp: _hf().save_pretrained(tmp / "x", *module_and_params("SequenceClassifier")))
+    lambda tmp: _hf().save_pretrained(tmp / "x", lib("flax.linen").Dense(3), {"kernel": np.zeros((4, 3))}))
 
 
 def _corrupt_tokenizer(tmp):

@@ -106,6 +106,14 @@ def modernbert_config(**sizes) -> ml_collections.ConfigDict:
     cfg.initializer_range = 0.02
     cfg.initializer_cutoff_factor = 2.0
     cfg.classifier_pooling = "cls"  # "cls" or "mean"
+    # Task heads (model.SequenceClassifier / TokenClassifier), as each Hugging Face family builds
+    # them: "prediction" (ModernBERT) puts the MLM head's transform (dense -> GELU -> norm) on the
+    # pooled vector and on every token; "pooler" (BERT and its descendants) puts a dense ->
+    # `pooler_activation` on the pooled vector only.
+    cfg.classifier_head = "prediction"
+    cfg.pooler_activation = "tanh"  # "tanh" (BERT, RoBERTa, MPNet) or "gelu" (DeBERTa's pooler_hidden_act)
+    cfg.pooler_dropout = 0.0  # before the pooler's dense (RoBERTa, MPNet and DeBERTa have one)
+    cfg.classifier_dropout = 0.0  # before the final classifier
     # Compute dtype; parameters stay float32. "auto": bfloat16 on GPU/TPU, float32 on CPU.
     cfg.dtype = "auto"
     # Dense-layer matmuls: "auto" runs them in `dtype`; "bfloat16" casts their inputs to
@@ -150,7 +158,7 @@ BERT_RECIPE = dict(
     architecture="bert", position_embedding="absolute", type_vocab_size=2, attention_pattern="global",
     mlp="gelu", norm_placement="post", norm_eps=1e-12, norm_bias=True, attention_bias=True, mlp_bias=True,
     head_bias=True, first_layer_attn_norm=True, final_norm=False, embedding_dropout=0.1,
-    attention_dropout=0.1, mlp_dropout=0.1,
+    attention_dropout=0.1, mlp_dropout=0.1, classifier_head="pooler", classifier_dropout=0.1,
 )
 
 
@@ -301,6 +309,8 @@ _MODEL_NUMBERS = {
     "embedding_dropout": (0, 1, False, True, False),
     "attention_dropout": (0, 1, False, True, False),
     "mlp_dropout": (0, 1, False, True, False),
+    "pooler_dropout": (0, 1, False, True, False),
+    "classifier_dropout": (0, 1, False, True, False),
     "pad_token_id": (0, None, False, False, True),
     "initializer_range": (0, None, True, False, False),
     "initializer_cutoff_factor": (0, None, True, False, False),
@@ -324,6 +334,8 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
         "hidden_activation": ("gelu", "gelu_tanh"),
         "norm_placement": ("pre", "post"),
         "classifier_pooling": ("cls", "mean"),
+        "classifier_head": ("prediction", "pooler"),
+        "pooler_activation": ("tanh", "gelu"),
         "dtype": ("auto", "float32", "bfloat16", "float16"),
         "matmul_dtype": ("auto", "bfloat16"),
         "attention_impl": IMPLS,

@@ -6,10 +6,16 @@ For every ``model_type`` — ``modernbert``, ``bert``, ``roberta``, ``xlm-robert
 * ``config_from_hf`` / ``config_to_hf``: ``config.json`` ↔ our model block. A field we do
   not implement (a DeBERTa ``embedding_size`` ≠ ``hidden_size``, ``conv_groups`` > 1, a
   non-absolute BERT position type, …) is an error naming it, never a silently different model.
-* ``tensor_map``: one table naming every tensor in both directions (``modernbert_jax.hf``
-  loads and saves through it, so the two cannot drift apart).
-* ``encoder_prefix`` and ``tied_decoder``: where a task model keeps its encoder, and the
-  tied MLM decoder tensors written for loaders that expect them.
+* ``tensor_map``: one table naming every tensor in both directions, the task heads' too
+  (``modernbert_jax.hf`` loads and saves through it, so the two cannot drift apart).
+* ``class_name``, ``encoder_prefix`` and ``tied_decoder``: transformers' class for a head, where a
+  task model keeps its encoder, and the tied MLM decoder tensors written for loaders that expect them.
+
+Task heads (``HEADS``) follow each family's ``For{Sequence,Token}Classification``: ModernBERT's
+prediction head (dense → GELU → norm) then the classifier; BERT's pooler (``bert.pooler.dense``,
+tanh) then ``classifier``; RoBERTa/XLM-R/MPNet the same dense + tanh inside ``classifier.dense``
+and ``classifier.out_proj``; DeBERTa's ``pooler.dense`` (``pooler_hidden_act``) then ``classifier``.
+Token classification is dropout → ``classifier`` everywhere but ModernBERT, which keeps its head.
 
 The BERT-derived families share BERT's post-norm layers; they differ in position handling
 (RoBERTa/XLM-R/MPNet offset positions by ``padding_idx + 1``; MPNet adds a bucketed relative
@@ -25,14 +31,23 @@ import ml_collections
 from modernbert_jax import config as config_lib
 
 SUPPORTED = ("modernbert", "bert", "roberta", "xlm-roberta", "mpnet", "deberta-v2")
-# transformers' class names: (encoder, masked LM) per family.
-_CLASSES = {
-    "modernbert": ("ModernBertModel", "ModernBertForMaskedLM"),
-    "bert": ("BertModel", "BertForMaskedLM"),
-    "roberta": ("RobertaModel", "RobertaForMaskedLM"),
-    "xlm-roberta": ("XLMRobertaModel", "XLMRobertaForMaskedLM"),
-    "mpnet": ("MPNetModel", "MPNetForMaskedLM"),
-    "deberta-v2": ("DebertaV2Model", "DebertaV2ForMaskedLM"),
+# The heads a checkpoint can carry, in `modernbert_jax.hf`'s spelling: None is the bare encoder.
+HEADS = (None, "mlm", "sequence_classification", "token_classification")
+TASK_HEADS = HEADS[2:]
+# Our parameters that sit beside the encoder rather than inside it (the heads').
+HEAD_PARAMS = ("head", "decoder_bias", "pooler", "classifier")
+# transformers' class name stems per family; a head's class is stem + suffix.
+_STEMS = {"modernbert": "ModernBert", "bert": "Bert", "roberta": "Roberta", "xlm-roberta": "XLMRoberta",
+          "mpnet": "MPNet", "deberta-v2": "DebertaV2"}
+_SUFFIXES = dict(zip(HEADS, ("Model", "ForMaskedLM", "ForSequenceClassification", "ForTokenClassification")))
+# Sequence classification's pooler dense and final classifier per BERT-derived family ("/": not
+# under the encoder prefix; BERT keeps its pooler inside BertModel).
+_POOLER_NAMES = {
+    "bert": ("pooler.dense", "/classifier"),
+    "roberta": ("/classifier.dense", "/classifier.out_proj"),
+    "xlm-roberta": ("/classifier.dense", "/classifier.out_proj"),
+    "mpnet": ("/classifier.dense", "/classifier.out_proj"),
+    "deberta-v2": ("/pooler.dense", "/classifier"),
 }
 _PREFIX = {"modernbert": "model.", "bert": "bert.", "roberta": "roberta.", "xlm-roberta": "roberta.",
            "mpnet": "mpnet.", "deberta-v2": "deberta."}
@@ -72,11 +87,18 @@ def _refuse(hf: dict, field: str, ok, why: str) -> None:
         raise ValueError(f"config.json {field}={hf[field]!r} is not supported: {why}")
 
 
+def _classifier_dropout(hf: dict, field: str = "classifier_dropout") -> float:
+    """transformers' rule: the classifier's own dropout when set, else ``hidden_dropout_prob``."""
+    value = hf.get(field)
+    return hf.get("hidden_dropout_prob", 0.1) if value is None else value
+
+
 def _bert_like(hf: dict, architecture: str, **fields) -> ml_collections.ConfigDict:
     """BERT's recipe with the sizes, norms and dropouts every BERT-derived config.json carries."""
     _refuse(hf, "position_embedding_type", lambda v: v == "absolute", "only 'absolute' positions")
     _refuse(hf, "is_decoder", lambda v: not v, "decoders are not encoders")
     values = dict(
+        classifier_dropout=_classifier_dropout(hf),
         vocab_size=hf["vocab_size"], hidden_size=hf["hidden_size"], num_layers=hf["num_hidden_layers"],
         num_heads=hf["num_attention_heads"], intermediate_size=hf["intermediate_size"],
         max_position_embeddings=hf["max_position_embeddings"], type_vocab_size=hf.get("type_vocab_size", 2),
@@ -98,7 +120,11 @@ def _deberta(hf: dict) -> ml_collections.ConfigDict:
     _refuse(hf, "conv_act", lambda v: v in ("tanh", "gelu"), "conv_act must be 'tanh' or 'gelu'")
     _refuse(hf, "legacy", lambda v: v, "only the legacy MLM head (cls.predictions.*, transformers' default)")
     _refuse(hf, "z_steps", lambda v: not v, "enhanced mask decoding (z_steps) is not implemented")
+    _refuse(hf, "pooler_hidden_size", lambda v: v == hf["hidden_size"], "pooler_hidden_size must equal hidden_size")
+    _refuse(hf, "pooler_hidden_act", lambda v: v in ("gelu", "tanh"), "pooler_hidden_act must be 'gelu' or 'tanh'")
     fields: dict = dict(
+        pooler_activation=hf.get("pooler_hidden_act", "gelu"), pooler_dropout=hf.get("pooler_dropout", 0.0),
+        classifier_dropout=_classifier_dropout(hf, "cls_dropout"),
         type_vocab_size=hf.get("type_vocab_size", 0), norm_eps=hf.get("layer_norm_eps", 1e-7),
         position_embedding="absolute" if hf.get("position_biased_input", True) else "none",
         conv_kernel_size=hf.get("conv_kernel_size", 0), conv_act=hf.get("conv_act", "tanh"),
@@ -127,6 +153,10 @@ def _modernbert(hf: dict) -> ml_collections.ConfigDict:
         "full_attention" if i % every == 0 else "sliding_attention" for i in range(n_layers)
     ]
     pattern, every = _layer_pattern(layer_types)
+    hidden_activation = _activation(hf.get("hidden_activation", "gelu"), "hidden_activation")
+    # One GELU serves the encoder and the prediction head here.
+    _refuse(hf, "classifier_activation", lambda v: _activation(v, "classifier_activation") == hidden_activation,
+            f"the head's activation must be the encoder's (hidden_activation={hf.get('hidden_activation', 'gelu')!r})")
     rope = hf.get("rope_parameters") or {}
     global_theta = (rope.get("full_attention") or {}).get("rope_theta", hf.get("global_rope_theta", 160_000.0))
     local_theta = (rope.get("sliding_attention") or {}).get("rope_theta", hf.get("local_rope_theta", 10_000.0))
@@ -136,13 +166,12 @@ def _modernbert(hf: dict) -> ml_collections.ConfigDict:
         max_position_embeddings=hf.get("max_position_embeddings", 8192), attention_pattern=pattern,
         global_attn_every_n_layers=every, local_attention=hf.get("local_attention", 128),
         global_rope_theta=float(global_theta), local_rope_theta=float(local_theta),
-        hidden_activation=_activation(hf.get("hidden_activation", "gelu"), "hidden_activation"),
-        norm_eps=hf.get("norm_eps", 1e-5), norm_bias=hf.get("norm_bias", False),
+        hidden_activation=hidden_activation, norm_eps=hf.get("norm_eps", 1e-5), norm_bias=hf.get("norm_bias", False),
         attention_bias=hf.get("attention_bias", False), mlp_bias=hf.get("mlp_bias", False),
         head_bias=hf.get("classifier_bias", False), decoder_bias=hf.get("decoder_bias", True),
         embedding_dropout=hf.get("embedding_dropout", 0.0), attention_dropout=hf.get("attention_dropout", 0.0),
         mlp_dropout=hf.get("mlp_dropout", 0.0), pad_token_id=hf.get("pad_token_id", 50283),
-        classifier_pooling=hf.get("classifier_pooling", "cls"),
+        classifier_pooling=hf.get("classifier_pooling", "cls"), classifier_dropout=hf.get("classifier_dropout", 0.0),
     )
 
 
@@ -161,10 +190,13 @@ def config_from_hf(hf: dict) -> ml_collections.ConfigDict:
     elif model_type in ("roberta", "xlm-roberta"):
         pad = hf.get("pad_token_id", 1)
         cfg = _bert_like(hf, model_type, type_vocab_size=hf.get("type_vocab_size", 1), pad_token_id=pad,
-                         position_offset=pad + 1)
+                         position_offset=pad + 1, pooler_dropout=_classifier_dropout(hf))
     elif model_type == "mpnet":
+        # MPNet's classifier takes hidden_dropout_prob whatever classifier_dropout says.
+        dropout = hf.get("hidden_dropout_prob", 0.1)
         cfg = _bert_like(
             hf, "mpnet", type_vocab_size=0, pad_token_id=hf.get("pad_token_id", 1),
+            pooler_dropout=dropout, classifier_dropout=dropout,
             position_offset=_MPNET_POSITION_OFFSET, relative_attention="buckets",
             relative_buckets=hf.get("relative_attention_num_buckets", 32), max_relative_positions=_MPNET_MAX_DISTANCE,
         )
@@ -186,21 +218,62 @@ def _bert_like_to_hf(cfg: ml_collections.ConfigDict) -> dict:
     }
 
 
-def config_to_hf(cfg: ml_collections.ConfigDict, head: Optional[str]) -> dict:
-    """A ``config.json`` dict for our model block (``head`` None or "mlm")."""
+def class_name(cfg: ml_collections.ConfigDict, head: Optional[str]) -> str:
+    """transformers' class for our model block with ``head`` (e.g. ``BertForSequenceClassification``)."""
+    return _STEMS[cfg.architecture] + _SUFFIXES[head]
+
+
+def task_class_names(cfg: ml_collections.ConfigDict) -> dict[str, str]:
+    """``{class name: head}`` for the family's task heads, to recognise what a checkpoint holds."""
+    return {class_name(cfg, head): head for head in TASK_HEADS}
+
+
+def _check_classifier_head(cfg: ml_collections.ConfigDict) -> None:
+    """Raise naming the field when ``classifier_head`` is not the one the family's classes have."""
+    expected = "prediction" if cfg.architecture == "modernbert" else "pooler"
+    if cfg.classifier_head != expected:
+        raise ValueError(f"model.classifier_head={cfg.classifier_head!r}: a {cfg.architecture} task head is "
+                         f"{expected!r} in transformers; no checkpoint of that family has another")
+
+
+def _check_head_fields(cfg: ml_collections.ConfigDict) -> None:
+    """Raise naming the field when a head field has a value the family's ``config.json`` cannot express."""
     arch = cfg.architecture
-    out = {"model_type": arch, "architectures": [_CLASSES[arch][1 if head == "mlm" else 0]]}
+    if arch == "modernbert":
+        return
+    # What each family's classes can express; anything else would load as a different model.
+    fixed = {"bert": dict(pooler_activation="tanh", pooler_dropout=0.0),
+             "roberta": dict(pooler_activation="tanh", pooler_dropout=cfg.classifier_dropout),
+             "xlm-roberta": dict(pooler_activation="tanh", pooler_dropout=cfg.classifier_dropout),
+             "mpnet": dict(pooler_activation="tanh", pooler_dropout=cfg.mlp_dropout,
+                           classifier_dropout=cfg.mlp_dropout),
+             "deberta-v2": {}}[arch]
+    for field, value in fixed.items():
+        if cfg[field] != value:
+            raise ValueError(f"model.{field}={cfg[field]!r} has no {arch} config.json field; "
+                             f"transformers' {arch} task heads use {value!r}")
+
+
+def config_to_hf(cfg: ml_collections.ConfigDict, head: Optional[str]) -> dict:
+    """A ``config.json`` dict for our model block with ``head`` (one of ``HEADS``), labels aside."""
+    arch = cfg.architecture
+    if head in TASK_HEADS:
+        _check_classifier_head(cfg)
+        _check_head_fields(cfg)
+    out = {"model_type": arch, "architectures": [class_name(cfg, head)]}
     if arch == "modernbert":
         return {**out, **_modernbert_to_hf(cfg)}
     out.update(_bert_like_to_hf(cfg))
     if arch in ("bert", "roberta", "xlm-roberta"):
-        out["position_embedding_type"] = "absolute"
+        out.update(position_embedding_type="absolute", classifier_dropout=cfg.classifier_dropout)
     elif arch == "mpnet":
         del out["type_vocab_size"]
         out["relative_attention_num_buckets"] = cfg.relative_buckets
     else:
         out.update(position_biased_input=cfg.position_embedding == "absolute",
-                   relative_attention=cfg.relative_attention == "disentangled")
+                   relative_attention=cfg.relative_attention == "disentangled",
+                   pooler_hidden_size=cfg.hidden_size, pooler_hidden_act=cfg.pooler_activation,
+                   pooler_dropout=cfg.pooler_dropout, cls_dropout=cfg.classifier_dropout)
         if cfg.relative_attention == "disentangled":
             out.update(pos_att_type=cfg.pos_att_type.split("|"), position_buckets=cfg.relative_buckets or -1,
                        max_relative_positions=cfg.max_relative_positions, share_att_key=cfg.share_att_key,
@@ -230,7 +303,8 @@ def _modernbert_to_hf(cfg: ml_collections.ConfigDict) -> dict:
         "mlp_bias": cfg.mlp_bias, "classifier_bias": cfg.head_bias, "decoder_bias": cfg.decoder_bias,
         "embedding_dropout": cfg.embedding_dropout, "attention_dropout": cfg.attention_dropout,
         "mlp_dropout": cfg.mlp_dropout, "pad_token_id": cfg.pad_token_id,
-        "classifier_pooling": cfg.classifier_pooling, "tie_word_embeddings": True,
+        "classifier_pooling": cfg.classifier_pooling, "classifier_dropout": cfg.classifier_dropout,
+        "tie_word_embeddings": True,
         # The released tokenizer's [CLS]/[SEP] ids; a smaller vocabulary has its own (unknown here).
         **{f"{name}_token_id": (tid if tid < cfg.vocab_size else None)
            for name, tid in (("bos", 50281), ("cls", 50281), ("eos", 50282), ("sep", 50282))},
@@ -241,8 +315,8 @@ def _modernbert_to_hf(cfg: ml_collections.ConfigDict) -> dict:
 
 
 def encoder_prefix(cfg: ml_collections.ConfigDict, head: Optional[str]) -> str:
-    """Where a task model (``head="mlm"``) keeps its encoder's tensors; "" for a bare encoder."""
-    return _PREFIX[cfg.architecture] if head == "mlm" else ""
+    """Where a model with a head (any but None) keeps its encoder's tensors; "" for a bare encoder."""
+    return _PREFIX[cfg.architecture] if head is not None else ""
 
 
 def tied_decoder(cfg: ml_collections.ConfigDict) -> dict[str, str]:
@@ -262,11 +336,26 @@ def tensor_map(cfg: ml_collections.ConfigDict, head: Optional[str]) -> Iterator[
 
     Several HF names are concatenated along the output dimension (BERT's q, k, v → Wqkv).
     Names are relative to the encoder prefix, except head tensors, which start with "/".
+    Paths whose first key is in ``HEAD_PARAMS`` sit beside the encoder's params, the rest in them.
     """
     if cfg.architecture == "modernbert":
         yield from _modernbert_map(cfg, head)
     else:
         yield from _bert_like_map(cfg, head)
+    if head in TASK_HEADS:
+        yield from _task_head_map(cfg, head)
+
+
+def _task_head_map(cfg: ml_collections.ConfigDict, head: str):
+    _check_classifier_head(cfg)
+    out = "/classifier"
+    if cfg.classifier_head == "prediction":
+        yield from _linear(("head", "dense"), ["/head.dense"], cfg.head_bias)
+        yield from _layernorm(("head", "norm"), "/head.norm", cfg.norm_bias)
+    elif head == "sequence_classification":
+        pooler, out = _POOLER_NAMES[cfg.architecture]
+        yield from _linear(("pooler", "dense"), [pooler], True)
+    yield from _linear(("classifier",), [out], True)
 
 
 def _bias(on: bool) -> tuple[str, ...]:

@@ -4,8 +4,9 @@
 (what DeBERTa's and MPNet's relative attention share across layers), ``Attention`` (fused Wqkv,
 RoPE or relative scores, packed-segment attention through the dispatch point), ``GeGLU`` /
 ``GeluMLP``, ``EncoderLayer`` (pre- or post-norm residual block), ``ConvLayer`` (DeBERTa-v2's
-convolution beside layer 0) and ``PredictionHead`` (dense → GELU → norm). Parameters carry
-logical axis names; large activations carry logical constraints.
+convolution beside layer 0), ``PredictionHead`` (dense → GELU → norm), ``Pooler`` (BERT's
+dense → tanh on the pooled vector) and ``classifier`` (the task heads' final linear layer).
+Parameters carry logical axis names; large activations carry logical constraints.
 """
 
 from __future__ import annotations
@@ -37,9 +38,12 @@ def trunc_normal(cfg: ml_collections.ConfigDict, std: float) -> nn.initializers.
 
 
 def init_std(cfg: ml_collections.ConfigDict, kind: str) -> float:
-    """ModernBERT's per-role standard deviations: output projections shrink with depth."""
+    """ModernBERT's per-role standard deviations: output projections shrink with depth, and its
+    classifier ("final_out") scales with the width it reads."""
     if kind == "out":
         return cfg.initializer_range / math.sqrt(2.0 * cfg.num_layers)
+    if kind == "final_out":
+        return cfg.hidden_size ** -0.5
     return cfg.initializer_range
 
 
@@ -325,3 +329,24 @@ class PredictionHead(nn.Module):
         cfg = self.config
         x = dense(cfg, cfg.hidden_size, ("embed", None), use_bias=cfg.head_bias, std_kind="out", name="dense")(x)
         return layer_norm(cfg, "norm")(activation(cfg, x)).astype(compute_dtype(cfg))
+
+
+class Pooler(nn.Module):
+    """BERT's pooler on the pooled vector: dropout → dense → tanh (DeBERTa's ContextPooler: any
+    ``pooler_activation``). RoBERTa and MPNet keep the same layer inside their classifier."""
+
+    config: ml_collections.ConfigDict
+
+    @nn.compact
+    def __call__(self, x, deterministic: bool) -> jax.Array:
+        cfg = self.config
+        x = Dropout(cfg.pooler_dropout)(x, deterministic=deterministic)
+        x = dense(cfg, cfg.hidden_size, ("embed", None), use_bias=True, std_kind="in", name="dense")(x)
+        return activation(cfg, x, cfg.pooler_activation)
+
+
+def classifier(cfg: ml_collections.ConfigDict, num_labels: int, name: str = "classifier") -> nn.Dense:
+    """The task heads' final linear layer (with bias, as in every Hugging Face family), initialised
+    as the family does: ModernBERT's ``final_out`` scale, BERT's ``initializer_range``."""
+    std_kind = "final_out" if cfg.classifier_head == "prediction" else "in"
+    return dense(cfg, num_labels, ("embed", None), use_bias=True, std_kind=std_kind, name=name)

@@ -1,4 +1,4 @@
-"""The encoder and its heads: ``Encoder``, ``MaskedLM``, ``SequenceClassifier``.
+"""The encoder and its heads: ``Encoder``, ``MaskedLM``, ``SequenceClassifier``, ``TokenClassifier``.
 
 Inputs are packed: ``input_ids [B, T]``, ``segment_ids [B, T]`` (0 = padding, 1..n = the
 sequence a token belongs to) and ``positions [B, T]`` (restarting at 0 in each segment).
@@ -12,6 +12,12 @@ since JAX lookups return NaN rather than fail: integer dtypes always; with
 `modernbert_jax.attention`, positions against an absolute table (``config.max_length``), token
 types against ``type_vocab_size`` and ``masked_positions`` against ``T``. The segments are
 checked here once per forward, not in every layer.
+
+The task heads are those of Hugging Face's ``For{Sequence,Token}Classification`` classes, so
+``modernbert_jax.hf`` loads and saves them: ``SequenceClassifier`` pools each sequence (its
+[CLS] token or the mean of its tokens, per row of a padded batch or per slot of a packed one,
+``modernbert_jax.pooling``) and classifies it; ``TokenClassifier`` classifies every token.
+``init_head_params`` initialises a head alone, for fine-tuning a pretrained encoder.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from modernbert_jax import config as config_lib
-from modernbert_jax import input_checks, layers
+from modernbert_jax import input_checks, layers, pooling
 from modernbert_jax.dropout import Dropout
 
 
@@ -197,38 +203,148 @@ class MaskedLM(nn.Module):
         return layers.constrain(logits, ("act_batch", "act_length", "act_vocab"))
 
 
+def _check_num_labels(num_labels: int) -> None:
+    config_lib.check_number("num_labels", num_labels, low=1, integer=True)
+
+
+def pooled_states(
+    cfg: ml_collections.ConfigDict,
+    x: jax.Array,
+    *,
+    segment_ids: Optional[jax.Array],
+    attention_mask: Optional[jax.Array],
+    token_slot: Optional[jax.Array],
+    slot_first: Optional[jax.Array],
+) -> jax.Array:
+    """One vector per sequence under ``cfg.classifier_pooling``: ``[S, D]`` per slot of a packed
+    batch (``token_slot``/``slot_first``), else ``[B, D]`` for one sequence per row."""
+    if (token_slot is None) != (slot_first is None):
+        raise ValueError("packed pooling needs both token_slot and slot_first (a PackedBatch's), or neither")
+    if token_slot is not None:
+        input_checks.check_integer("token_slot", token_slot)
+        input_checks.check_integer("slot_first", slot_first)
+        if jnp.shape(token_slot) != x.shape[:2] or jnp.ndim(slot_first) != 1:
+            raise ValueError(f"token_slot must be [batch, length] = {x.shape[:2]} and slot_first [slots]; got "
+                             f"{tuple(jnp.shape(token_slot))} and {tuple(jnp.shape(slot_first))}")
+        if cfg.check_inputs:
+            slots = jnp.shape(slot_first)[0]
+            input_checks.check_index("token_slot", token_slot, slots + 1, what="the slots",
+                                     note=f"0..{slots - 1}, or {slots} for padding")
+            input_checks.check_index("slot_first", slot_first, x.shape[0] * x.shape[1], what="the flat tokens",
+                                     note="flat indices into [batch * length]")
+        return pooling.pool_packed(x, token_slot, slot_first, cfg.classifier_pooling)
+    if cfg.classifier_pooling == "cls":
+        return x[:, 0]
+    # Encoder's own convention: segment_ids, else attention_mask, else every token.
+    valid = segment_ids if segment_ids is not None else attention_mask
+    weights = (jnp.ones(x.shape[:2], x.dtype) if valid is None else (jnp.asarray(valid) != 0).astype(x.dtype))[..., None]
+    return (x * weights).sum(1) / jnp.maximum(weights.sum(1), 1.0)
+
+
 class SequenceClassifier(nn.Module):
-    """Encoder → cls or mean pooling → prediction head → dropout → linear classifier."""
+    """Encoder → cls or mean pooling → the family's head → dropout → linear classifier.
+
+    The head is ``config.classifier_head``: ModernBERT's prediction head (dense → GELU → norm) or
+    BERT's pooler (dropout → dense → tanh, DeBERTa's with its own activation). Logits are float32,
+    ``[B, C]`` for one sequence per row (a padded batch: pooling over the row's valid tokens),
+    ``[S, C]`` for the slots of a packed batch (``token_slot``/``slot_first`` of a
+    ``modernbert_jax.data.packing.PackedBatch``), the same logits for the same sequence.
+    """
 
     config: ml_collections.ConfigDict
     num_labels: int
 
-    @nn.compact
+    def setup(self):
+        cfg = self.config
+        _check_num_labels(self.num_labels)
+        self.encoder = Encoder(cfg)
+        if cfg.classifier_head == "prediction":
+            self.head = layers.PredictionHead(cfg)
+        else:
+            self.pooler = layers.Pooler(cfg)
+        self.drop = Dropout(cfg.classifier_dropout)
+        self.classifier = layers.classifier(cfg, self.num_labels)
+
     def __call__(
         self,
         input_ids: jax.Array,
         segment_ids: Optional[jax.Array] = None,
         positions: Optional[jax.Array] = None,
         *,
+        token_slot: Optional[jax.Array] = None,
+        slot_first: Optional[jax.Array] = None,
         attention_mask: Optional[jax.Array] = None,
         token_type_ids: Optional[jax.Array] = None,
         deterministic: bool = True,
     ) -> jax.Array:
-        cfg = self.config
-        x = Encoder(cfg, name="encoder")(
+        x = self.encoder(
             input_ids, segment_ids, positions, attention_mask=attention_mask,
             token_type_ids=token_type_ids, deterministic=deterministic,
         )
-        if cfg.classifier_pooling == "cls":
-            pooled = x[:, 0]
+        pooled = pooled_states(self.config, x, segment_ids=segment_ids, attention_mask=attention_mask,
+                               token_slot=token_slot, slot_first=slot_first)
+        return self.classify(pooled, deterministic)
+
+    def classify(self, pooled: jax.Array, deterministic: bool = True) -> jax.Array:
+        """Logits ``[N, C]`` from pooled vectors ``[N, D]``: the task head without the encoder."""
+        if self.config.classifier_head == "prediction":
+            x = self.head(pooled)
         else:
-            # Encoder's own convention: segment_ids, else attention_mask, else every token.
-            valid = segment_ids if segment_ids is not None else attention_mask
-            weights = (jnp.ones(x.shape[:2], x.dtype) if valid is None else (valid != 0).astype(x.dtype))[..., None]
-            pooled = (x * weights).sum(1) / jnp.maximum(weights.sum(1), 1.0)
-        pooled = layers.PredictionHead(cfg, name="head")(pooled)
-        pooled = Dropout(cfg.mlp_dropout)(pooled, deterministic=deterministic)
-        return nn.Dense(self.num_labels, dtype=jnp.float32, param_dtype=jnp.float32, name="classifier")(pooled)
+            x = self.pooler(pooled, deterministic)
+        return self.classifier(self.drop(x, deterministic=deterministic)).astype(jnp.float32)
+
+
+class TokenClassifier(nn.Module):
+    """Encoder → (ModernBERT's prediction head) → dropout → linear classifier on every token.
+
+    Logits ``[B, T, C]`` (float32), packed or padded alike; ``token_slot``/``slot_first`` are
+    accepted so both classifiers take a ``PackedBatch``'s arrays, and need no pooling here.
+    """
+
+    config: ml_collections.ConfigDict
+    num_labels: int
+
+    def setup(self):
+        cfg = self.config
+        _check_num_labels(self.num_labels)
+        self.encoder = Encoder(cfg)
+        if cfg.classifier_head == "prediction":
+            self.head = layers.PredictionHead(cfg)
+        self.drop = Dropout(cfg.classifier_dropout)
+        self.classifier = layers.classifier(cfg, self.num_labels)
+
+    def __call__(
+        self,
+        input_ids: jax.Array,
+        segment_ids: Optional[jax.Array] = None,
+        positions: Optional[jax.Array] = None,
+        *,
+        token_slot: Optional[jax.Array] = None,
+        slot_first: Optional[jax.Array] = None,
+        attention_mask: Optional[jax.Array] = None,
+        token_type_ids: Optional[jax.Array] = None,
+        deterministic: bool = True,
+    ) -> jax.Array:
+        del token_slot, slot_first  # per-token logits: nothing to pool
+        x = self.encoder(
+            input_ids, segment_ids, positions, attention_mask=attention_mask,
+            token_type_ids=token_type_ids, deterministic=deterministic,
+        )
+        return layers.constrain(self.classify(x, deterministic), ("act_batch", "act_length", None))
+
+    def classify(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
+        """Logits ``[..., C]`` from hidden states ``[..., D]``: the task head without the encoder."""
+        if self.config.classifier_head == "prediction":
+            x = self.head(x)
+        return self.classifier(self.drop(x, deterministic=deterministic)).astype(jnp.float32)
+
+
+def init_head_params(module: SequenceClassifier | TokenClassifier, rng: jax.Array) -> dict:
+    """Freshly initialised, unboxed float32 parameters of a classifier's task head only (no encoder):
+    the fine-tuning start on a pretrained encoder."""
+    pooled = jnp.zeros((1, module.config.hidden_size), jnp.float32)
+    variables = jax.jit(lambda r: module.init(r, pooled, method=type(module).classify))(rng)
+    return nn.meta.unbox(variables["params"])
 
 
 def init_params(module: nn.Module, rng: jax.Array, batch: int = 1, length: int = 16) -> dict:

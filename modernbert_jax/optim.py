@@ -17,11 +17,16 @@
   1-sqrt (pretraining), linear or cosine (Hugging Face's, for GLiNER and SetFit) decay.
 * `batch_size_warmup` — the global batch grows linearly with tokens seen (768 -> 4608 over 50B
   tokens for ModernBERT-base), in whole micro-batches so shapes stay static.
+* `layer_lr_multipliers` / `scale_per_parameter` — layer-wise learning-rate decay for fine-tuning
+  (ELECTRA, Clark et al. 2020; BEiT, Bao et al. 2021), in BEiT's convention: with L encoder layers
+  and decay d, the head (everything outside the encoder's embeddings and layers) gets 1, layer i
+  (0-based) d^(L - i), the embeddings d^(L + 1).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -133,6 +138,48 @@ def decay_mask(params: optax.Params) -> Any:
         return not (is_norm or leaf.endswith("bias"))
 
     return jax.tree_util.tree_map_with_path(is_decayed, params)
+
+
+_LAYER = re.compile(r"layers_(\d+)")
+
+
+def layer_lr_multipliers(params: optax.Params, num_layers: int, decay: float) -> Any:
+    """Each leaf's learning-rate multiplier under layer-wise decay, by parameter path (BEiT's rule).
+
+    A leaf under an ``embeddings`` module gets ``decay ** (num_layers + 1)``, one under
+    ``layers_<i>`` gets ``decay ** (num_layers - i)``, every other leaf 1: the task head, the
+    pooler, and what sits above or beside the layers (the final norm, shared relative-position
+    tables), as BEiT gives its final norm and shared relative bias the head's rate. ``decay=1`` is
+    no decay.
+    """
+    check_number("layer_lr_multipliers: num_layers", num_layers, low=1, integer=True)
+    check_number("layer_lr_multipliers: decay", decay, low=0, high=1, low_open=True)
+
+    def multiplier(path, _) -> float:
+        names = _path_names(path)
+        if "embeddings" in names:
+            return decay ** (num_layers + 1)
+        layers = [int(m.group(1)) for n in names if (m := _LAYER.fullmatch(n))]
+        if layers:
+            if layers[0] >= num_layers:
+                raise ValueError(f"layer_lr_multipliers: parameter {'/'.join(names)} belongs to layer {layers[0]}, "
+                                 f"the model has num_layers={num_layers}")
+            return decay ** (num_layers - layers[0])
+        return 1.0
+
+    return jax.tree_util.tree_map_with_path(multiplier, params)
+
+
+def scale_per_parameter(multipliers: Any) -> optax.GradientTransformation:
+    """Scale each leaf's update by its multiplier: chained after an optimiser that applies the
+    learning rate (and weight decay, as optax's AdamW), this is a per-parameter learning rate, as
+    torch parameter groups give each group its own ``lr``."""
+
+    def update_fn(updates, state, params=None):
+        del params
+        return jax.tree.map(lambda u, m: u * jnp.asarray(m, u.dtype), updates, multipliers), state
+
+    return optax.GradientTransformation(lambda _: optax.EmptyState(), update_fn)
 
 
 DECAY_SHAPES = ("sqrt", "linear", "cosine")

@@ -4,7 +4,7 @@ A sweep file (``configs/sweeps/<name>.py``) has ``get_config(arg)`` returning a 
 
 * ``base``: the experiment config spec every point starts from, ``"configs/pretrain.py:variant=tiny"``;
 * ``entry``: the library function that runs a point, a key of ``ENTRIES`` (``pretrain``, ``gliner``,
-  ``setfit``, ``efficiency``);
+  ``setfit``, ``efficiency``, ``finetune``);
 * ``fixed``: (optional) nested overrides every point shares, ``{"model": {"num_layers": 2}}``;
 * ``points``: a list of ``{"dotted.field": value}`` override dicts, built with ``sweep``,
   ``product``, ``zip_`` and ``seeds`` (big_vision's ``h.product([h.sweep("config.lr", ...)])``);
@@ -72,6 +72,7 @@ ENTRIES = {
     "setfit": Entry("setfit_jax.fewshot:run_protocol", "setfit_jax.fewshot:protocol_inputs",
                     peers=("setfit", "sentence-transformers", "torch", "transformers")),
     "efficiency": Entry("experiments.efficiency:run", "experiments.efficiency:inputs"),
+    "finetune": Entry("finetune_jax.loop:train", "finetune_jax.loop:inputs"),
 }
 
 

@@ -89,6 +89,20 @@ def _configured_max_seq_length(transformer_dir: Path) -> int | None:
     return None
 
 
+def embed_packed(module: nn.Module, params: Any, batch: PackedBatch, pooling: str, normalize: bool, *,
+                 deterministic: bool = True, dropout_rng: jax.Array | None = None) -> jax.Array:
+    """Pure function: one embedding per slot ``[S, D]`` of a packed batch, pooled (and normalised).
+
+    What a sentence-transformers ``[Transformer, Pooling, Normalize]`` computes; the bi-encoders of
+    ``finetune_jax.retrieval`` train through it, so training and ``SentenceEncoder.encode`` agree.
+    """
+    rngs = None if deterministic else {"dropout": dropout_rng}
+    hidden = module.apply({"params": params}, batch.input_ids, batch.segment_ids, batch.positions,
+                          deterministic=deterministic, rngs=rngs)
+    out = pool_packed(hidden, batch.token_slot, batch.slot_first, pooling)
+    return losses.l2_normalize(out) if normalize else out
+
+
 @dataclasses.dataclass
 class SentenceEncoder:
     """Tokenizer + Flax encoder + pooling. ``params`` are the Encoder's parameters."""
@@ -184,11 +198,8 @@ class SentenceEncoder:
     def embed(self, params, batch: PackedBatch, *, deterministic: bool = True,
               dropout_rng: jax.Array | None = None) -> jax.Array:
         """Pure function: one embedding per slot ``[S, D]`` (normalised if the model says so)."""
-        rngs = None if deterministic else {"dropout": dropout_rng}
-        hidden = self._checked_module.apply({"params": params}, batch.input_ids, batch.segment_ids, batch.positions,
-                                   deterministic=deterministic, rngs=rngs)
-        out = pool_packed(hidden, batch.token_slot, batch.slot_first, self.pooling)
-        return losses.l2_normalize(out) if self.normalize else out
+        return embed_packed(self._checked_module, params, batch, self.pooling, self.normalize,
+                            deterministic=deterministic, dropout_rng=dropout_rng)
 
     def encode(self, texts: Sequence[str], params=None, tokens_per_call: int = 4096) -> np.ndarray:
         """Embeddings ``[N, D]`` float32 in input order; texts are packed, longest first."""

@@ -15,8 +15,8 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("modernbert_jax", "gliner_jax", "setfit_jax")
-DOWNSTREAM = ("gliner_jax", "setfit_jax")
+PACKAGES = ("modernbert_jax", "gliner_jax", "setfit_jax", "finetune_jax")
+DOWNSTREAM = ("gliner_jax", "setfit_jax", "finetune_jax")
 MODEL_CODE = ("modernbert_jax.model", "modernbert_jax.layers", "modernbert_jax.attention", "modernbert_jax.kernels",
               "modernbert_jax.rope", "modernbert_jax.precision", "modernbert_jax.dropout")
 NOT_IN_MODEL_CODE = ("tensorflow_datasets", "torch")

@@ -4,6 +4,7 @@
     data = prepare_pretraining_data("modernbert_corpus/demo", vocab_size=8192)
     data.train, data.validation      # DocumentSource (random access, str)
     data.tokenizer                   # SentencePieceTokenizer (pad 0, unk 1, [CLS] 2, [SEP] 3, [MASK] 4)
+    prepare_pretraining_data(files=[...], tokenizer_path="/models/all-MiniLM-L6-v2")  # its own tokenizer
 
 ``dataset`` may be ``modernbert_corpus/<config>`` (the embedded corpus: ``demo``, ``full``, or
 ``n<N>`` for a custom cap of N candidate documents), any other TFDS name (prepared as
@@ -12,6 +13,9 @@ files (split train/validation by ``splits.pretraining``, keyed by each document'
 a user's document has no other stable name, since files move and a JSONL line's number changes
 when lines are added, and equal copies of a text then never straddle the splits). Everything is
 cached: the TFDS build under ``data_dir`` and the tokenizer next to it, so later calls take seconds.
+A ``tokenizer_path`` naming a Hugging Face tokenizer (a checkpoint directory or its
+``tokenizer.json``, ``hf_tokenizer.is_hf_tokenizer``) is used as it is: continued pretraining of a
+released checkpoint tokenizes with the checkpoint's own vocabulary, and nothing is trained.
 
 Command line (prints the timings)::
 
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Sequence
 
 from modernbert_jax.data import corpus, splits
+from modernbert_jax.data.hf_tokenizer import HFTokenizer, is_hf_tokenizer
 from modernbert_jax.data.sentencepiece_tokenizer import SentencePieceTokenizer, train_sentencepiece
 from modernbert_jax.data.sources import DocumentSource, SubsetSource, TextFileSource, TfdsSource
 from modernbert_jax.data.tfds_builder import default_data_dir
@@ -40,8 +45,8 @@ log = logging.getLogger(__name__)
 class PretrainData:
     train: DocumentSource
     validation: DocumentSource
-    tokenizer: SentencePieceTokenizer
-    tokenizer_path: Path
+    tokenizer: SentencePieceTokenizer | HFTokenizer
+    tokenizer_path: Path  # the file provenance hashes: the .model, or the Hugging Face tokenizer.json
 
 
 def tokenizer_training_texts(source: DocumentSource, max_bytes: int) -> list[str]:
@@ -57,7 +62,8 @@ def tokenizer_training_texts(source: DocumentSource, max_bytes: int) -> list[str
     return texts
 
 
-def round_trip_failures(source: DocumentSource, tokenizer: SentencePieceTokenizer, group: int = 256) -> list[int]:
+def round_trip_failures(source: DocumentSource, tokenizer: SentencePieceTokenizer | HFTokenizer,
+                        group: int = 256) -> list[int]:
     """Indices of documents for which ``decode(encode(text)) != text`` (should be none)."""
     failures = []
     for start in range(0, len(source), group):
@@ -83,7 +89,8 @@ def prepare_pretraining_data(
 ) -> PretrainData:
     """Build (or reuse) the corpus and its tokenizer; see the module docstring.
 
-    ``tokenizer_path``: an existing ``.model`` is loaded; otherwise one is trained on the first
+    ``tokenizer_path``: a Hugging Face tokenizer is loaded (``vocab_size`` is then its own, not
+    asked); an existing ``.model`` is loaded; otherwise one is trained on the first
     ``tokenizer_train_bytes`` of the train split and written there (default: under ``data_dir``).
     """
     data_dir = Path(data_dir or default_data_dir())
@@ -100,6 +107,9 @@ def prepare_pretraining_data(
         label = dataset.replace("/", "-")
     if len(train) == 0 or len(validation) == 0:
         raise ValueError(f"{dataset if not files else 'files'}: empty split (train={len(train)}, validation={len(validation)})")
+    if tokenizer_path and is_hf_tokenizer(tokenizer_path):
+        tokenizer = HFTokenizer.load(tokenizer_path)
+        return PretrainData(train=train, validation=validation, tokenizer=tokenizer, tokenizer_path=tokenizer.files[0])
     path = Path(tokenizer_path) if tokenizer_path else data_dir / "tokenizers" / f"{label}-bpe{vocab_size}.model"
     if path.is_file():
         tokenizer = SentencePieceTokenizer.load(path)
@@ -118,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--vocab_size", type=int, default=8192)
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--files", nargs="*", default=None, help="your own .txt/.jsonl files instead of a TFDS dataset")
-    parser.add_argument("--tokenizer_path", default=None)
+    parser.add_argument("--tokenizer_path", default=None,
+                        help="a sentencepiece .model (trained there if missing), or a Hugging Face tokenizer")
     parser.add_argument("--verify_round_trip", action="store_true",
                         help="check decode(encode(doc)) == doc for every document of both splits")
     args = parser.parse_args(argv)

@@ -11,9 +11,10 @@ Code:
 
 Nothing held out by a downstream corpus built from the same sources is a candidate, not even for
 pretraining validation (``modernbert_jax.data.splits``): the Python-docs pages outside GLiNER's
-train split, and the packages outside SetFit's. Held-out text that recurs elsewhere is left out
-too: a held-out package's description carried by another package, and a train page's paragraphs
-that repeat a held-out page's words (``HeldOutText``).
+train split, the packages outside SetFit's, and the package groups outside the train split of
+the fine-tuning classification corpus (``splits.DEBIAN_PACKAGES``). Held-out text that recurs
+elsewhere is left out too: a held-out package's description carried by another package, and a
+train page's paragraphs that repeat a held-out page's words (``HeldOutText``).
 
 Documents are ``Document(id, source, text)`` with ``source`` "prose" or "code".
 ``default_candidates`` lists them unread, optionally a deterministic subset (``max_documents``,
@@ -28,6 +29,7 @@ import dataclasses
 import functools
 import hashlib
 import os
+from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -81,6 +83,31 @@ class HeldOutText:
         return "\n\n".join(block for block in text.split("\n\n") if self._runs.isdisjoint(_word_runs(block.split())))
 
 
+class HeldOutPassages:
+    """Whole held-out passages, to find the documents that quote one (whitespace aside).
+
+    A Debian plugin's description often opens with its host's, built from another source package
+    (``caja-mediainfo`` repeats Caja's), so a description that contains a held-out one is left
+    out. Cutting shared blocks instead (``HeldOutText``) would also cut the boilerplate paragraphs
+    that whole language ecosystems share (11% of the descriptions' words). Passages are looked up
+    by their first ``SHARED_WORDS`` words; shorter ones are phrases, not leaks.
+    """
+
+    def __init__(self, passages: Iterable[str]):
+        self._by_opening: dict[tuple[str, ...], set[str]] = defaultdict(set)
+        for passage in passages:
+            words = passage.split()
+            if len(words) >= SHARED_WORDS:
+                self._by_opening[tuple(words[:SHARED_WORDS])].add(" ".join(words))
+
+    def quoted_in(self, text: str) -> bool:
+        """Whether ``text`` contains one of the passages."""
+        words = text.split()
+        normalised = " ".join(words)
+        return any(passage in normalised
+                   for opening in self._by_opening.keys() & set(_word_runs(words)) for passage in self._by_opening[opening])
+
+
 def _word_runs(words: Sequence[str]) -> Iterator[tuple[str, ...]]:
     return zip(*(words[i:] for i in range(SHARED_WORDS)))
 
@@ -109,13 +136,20 @@ def python_doc_documents(cache: str | os.PathLike | None = None) -> list[tuple[s
 
 
 def debian_description_documents(cache: str | os.PathLike | None = None) -> list[tuple[str, Callable[[], str]]]:
-    """(id, loader) for every package with a long description that SetFit does not hold out,
-    unless another package that SetFit holds out carries the same description."""
-    packages = [p for p in debian.debian_packages(cache) if p.description]
+    """(id, loader) for every package with a long description that neither SetFit nor the
+    fine-tuning classification corpus holds out, unless another package that SetFit holds out
+    carries the same description, or the description quotes one that the fine-tuning corpus
+    holds out (its package groups already join packages sharing a description verbatim; the
+    loader gives "" for a quoting one, which ``read_documents`` drops)."""
+    packages = debian.debian_packages(cache)
+    group = splits.debian_package_groups(packages)
+    packages = [p for p in packages if p.description]
     held_out = {p.description for p in packages if splits.debian_package_held_out(p.name, p.section)}
+    fine_tuning = {p.name for p in packages if splits.DEBIAN_PACKAGES.held_out(group[p.name])}
+    quoted = HeldOutPassages(p.description for p in packages if p.name in fine_tuning)
     return [
-        (f"debian:{p.name}", lambda text=p.description: text + "\n")
-        for p in packages if p.description not in held_out
+        (f"debian:{p.name}", lambda text=p.description: "" if quoted.quoted_in(text) else text + "\n")
+        for p in packages if p.description not in held_out and p.name not in fine_tuning
     ]
 
 

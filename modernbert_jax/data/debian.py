@@ -4,7 +4,7 @@ Two sources feed the pretraining corpus (and the NER / few-shot corpora of the o
 
 * the Python documentation shipped by Debian's ``python3.11-doc`` package: its Sphinx sources
   (``html/_sources/**/*.rst.txt``, hand-marked ``:func:``/``:class:``/... roles) and the HTML;
-* Debian package records: name, ``Section``, one-line summary and long description.
+* Debian package records: name, ``Section``, one-line summary, long description and source package.
 
 Everything goes into a cache directory (``$MODERNBERT_JAX_CACHE/debian``, default
 ``~/.cache/modernbert_jax/debian``). A ``.deb`` is fetched at a pinned version with
@@ -247,12 +247,20 @@ def python_doc_sources(cache: str | os.PathLike | None = None) -> list[Path]:
 
 @dataclasses.dataclass(frozen=True)
 class DebianPackage:
-    """One package record: ``summary`` is the one-line synopsis, ``description`` the long text."""
+    """One package record: ``summary`` is the one-line synopsis, ``description`` the long text,
+    ``source`` the record's ``Source`` field ("" where Debian omits it: the source is the package's
+    own name)."""
 
     name: str
     section: str
     summary: str
     description: str
+    source: str = ""
+
+    @property
+    def source_package(self) -> str:
+        """The source package the binary was built from (siblings such as ``libfoo1``/``libfoo-dev`` share it)."""
+        return self.source or self.name
 
 
 def _deb822_records(text: str) -> Iterator[dict[str, str]]:
@@ -284,12 +292,13 @@ def debian_packages(cache: str | os.PathLike | None = None) -> list[DebianPackag
 
     Records come from ``apt-cache dumpavail`` over the private lists; long descriptions are
     joined from the ``Translation-en`` indexes by (package, Description-md5). Parsing ~80 MB of
-    indexes takes seconds, so the result is kept in ``<cache>/debian_packages.json`` until the
+    indexes takes seconds, so the result is kept in ``<cache>/debian_packages.<fields>.json`` until the
     lists change.
     """
     cache = _resolve_cache(cache)
     lists = _private_lists(cache)
-    saved = cache / "debian_packages.json"
+    # Named after the record's fields, so a cache written before a field was added is never read.
+    saved = cache / f"debian_packages.{'-'.join(f.name for f in dataclasses.fields(DebianPackage))}.json"
     lists_mtime = max(p.stat().st_mtime for p in lists.glob("*_Packages*"))
     if saved.is_file() and saved.stat().st_mtime >= lists_mtime:
         return [DebianPackage(*row) for row in json.loads(saved.read_text(encoding="utf-8"))]
@@ -343,5 +352,6 @@ def _parse_package_lists(cache: Path, lists: Path) -> list[DebianPackage]:
             section=rec.get("Section", ""),
             summary=rec["Description"].split("\n")[0].strip(),
             description=_long_description(full),
+            source=rec.get("Source", "").split(" ")[0],  # "foo (1.2-3)" when the versions differ
         )
     return [packages[name] for name in sorted(packages)]

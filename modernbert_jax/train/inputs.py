@@ -6,12 +6,19 @@ Documents and tokenizer come from `modernbert_jax.data.build.prepare_pretraining
 text/JSONL files (comma-separated globs, split train/validation by content hash). The tokenizer
 is ``data.tokenizer`` if that file exists, else one is trained there (or next to the corpus when
 empty) with ``data.vocab_size`` pieces — cached, so a resumed run never retrains it.
+
+Continued pretraining of a released checkpoint (``init_from`` a Hugging Face directory,
+``hf_init_dir``) tokenizes with that checkpoint's own tokenizer: an empty ``data.tokenizer`` then
+means the checkpoint's, and ``data.tokenizer`` still wins when set (a Hugging Face directory or
+``tokenizer.json``, or a sentencepiece ``.model``). ``data.vocab_size`` only sizes a sentencepiece
+model to train; a Hugging Face tokenizer brings its own vocabulary.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+from pathlib import Path
 
 import jax
 import ml_collections
@@ -20,8 +27,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from modernbert_jax import sharding
 from modernbert_jax.data.build import PretrainData, prepare_pretraining_data
-from modernbert_jax.data.pipeline import PretrainPipeline
-from modernbert_jax.data.sentencepiece_tokenizer import SentencePieceTokenizer
+from modernbert_jax.data.pipeline import PretrainPipeline, Tokenizer
 from modernbert_jax.data.sources import DocumentSource
 
 
@@ -33,12 +39,24 @@ def data_files(spec: str) -> list[str]:
     return paths
 
 
-def pretraining_data(data: ml_collections.ConfigDict) -> PretrainData:
-    """Train/validation documents and the tokenizer named by the config (built and cached on first use)."""
+def hf_init_dir(init_from: str) -> Path | None:
+    """The Hugging Face checkpoint ``init_from`` names (a directory with a ``config.json`` and no
+    ``checkpoints/``), or None: no ``init_from``, or a previous phase's workdir (its Orbax checkpoints)."""
+    if not init_from or os.path.isdir(os.path.join(init_from, "checkpoints")):
+        return None
+    path = Path(init_from)
+    return path if (path / "config.json").is_file() else None
+
+
+def pretraining_data(data: ml_collections.ConfigDict, init_from: str = "") -> PretrainData:
+    """Train/validation documents and the tokenizer named by the config (built and cached on first use):
+    ``data.tokenizer``, else a Hugging Face ``init_from``'s own, else a sentencepiece model next to the corpus."""
+    hf_dir = hf_init_dir(init_from)
     return prepare_pretraining_data(
         data.dataset, vocab_size=data.vocab_size, data_dir=data.data_dir or None,
         files=data_files(data.files) if data.files else None, text_key=data.text_key,
-        validation_fraction=data.validation_fraction, tokenizer_path=data.tokenizer or None,
+        validation_fraction=data.validation_fraction,
+        tokenizer_path=data.tokenizer or (str(hf_dir) if hf_dir else None),
     )
 
 
@@ -47,7 +65,7 @@ def pretraining_inputs(config: ml_collections.ConfigDict) -> list[str]:
     tokenizer), built on the way; a sweep hashes them into each result's provenance."""
     from modernbert_jax.data.tfds_builder import prepare_tfds  # TFDS only where a TFDS dataset is named
 
-    data = pretraining_data(config.data)
+    data = pretraining_data(config.data, config.init_from)
     if config.data.files:
         corpus = data_files(config.data.files)
     else:
@@ -56,7 +74,7 @@ def pretraining_inputs(config: ml_collections.ConfigDict) -> list[str]:
 
 
 def make_pipeline(
-    data: ml_collections.ConfigDict, docs: DocumentSource, tokenizer: SentencePieceTokenizer, *,
+    data: ml_collections.ConfigDict, docs: DocumentSource, tokenizer: Tokenizer, *,
     batch_size: int, seq_len: int, seed: int, train: bool,
 ) -> PretrainPipeline:
     """Training: shuffled, endless, 30% masking, packed unless ``data.packing`` is off. Evaluation: one

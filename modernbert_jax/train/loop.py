@@ -9,6 +9,14 @@ against the integrity record saved with the step (`checkpoint.py`): a corrupt ne
 run naming the intact ones, or with `config.restore_fallback` the newest intact step is restored and
 the corrupt one kept aside. A new phase starts from another run's weights with `config.init_from`
 (its workdir); its optimiser and schedule start fresh.
+
+Continued pretraining of a released checkpoint: `config.init_from` may name a Hugging Face
+directory (`inputs.hf_init_dir`: ModernBERT, BERT or any family `hf.SUPPORTED` loads). Its
+`config.json` is then the architecture (`checkpoint_model`: the run keeps only its `RUN_FIELDS`,
+and a model field set to contradict the checkpoint is an error naming it), its tokenizer tokenizes
+the corpus (`inputs.pretraining_data`), and its encoder, MLM head and decoder bias are the starting
+weights (a bare encoder gets a fresh head; the decoder is tied to the embeddings either way). A
+killed run resumes from its own checkpoints like any other, never from `init_from` again.
 """
 
 from __future__ import annotations
@@ -25,14 +33,18 @@ import optax
 import numpy as np
 
 from modernbert_jax import config as config_lib
+from modernbert_jax import hf, hf_families, optim, safe_io, sharding
 from modernbert_jax import model as model_lib
-from modernbert_jax import optim, sharding
 from modernbert_jax.train import checkpoint as ckpt_lib
 from modernbert_jax.train import inputs, metrics as metrics_lib, state as state_lib, step as step_lib
 
 
 OPTIMIZERS = ("stable_adamw", "adamw")
 FALLBACK_OPTION = "--config.restore_fallback=True"
+# Model fields that belong to the run, not to a Hugging Face checkpoint it continues: how it computes,
+# regularises and initialises a fresh head. Every other field is the checkpoint's architecture.
+RUN_FIELDS = ("attention_impl", "dtype", "matmul_dtype", "remat", "check_inputs", "embedding_dropout",
+              "attention_dropout", "mlp_dropout", "initializer_range", "initializer_cutoff_factor")
 log = logging.getLogger(__name__)
 
 
@@ -62,6 +74,29 @@ def make_optimizer(cfg: ml_collections.ConfigDict) -> tuple[optim.Schedule, opta
     return schedule, tx
 
 
+def checkpoint_model(model: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict,
+                     hf_dir: os.PathLike) -> ml_collections.ConfigDict:
+    """The model block for continuing the Hugging Face checkpoint ``hf_dir``: its ``config.json``'s
+    architecture with ``model``'s ``RUN_FIELDS``.
+
+    A field the run set (its ``model`` value differs from the config file's ``defaults``) to another
+    value than the checkpoint's is a ValueError naming it: the weights fix the architecture.
+    """
+    file = os.path.join(hf_dir, hf.CONFIG_FILE)
+    try:
+        arch = hf_families.config_from_hf(safe_io.read_json(file, required=("model_type",),
+                                                            what="a Hugging Face model config"))
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"init_from={str(hf_dir)!r}: {file}: {err}") from err
+    for field, value in model.items():
+        if field not in RUN_FIELDS and value != defaults[field] and value != arch[field]:
+            raise ValueError(
+                f"config.model.{field}={value!r} contradicts init_from={str(hf_dir)!r}, whose config.json gives "
+                f"{field}={arch[field]!r}: a Hugging Face checkpoint fixes the architecture (leave model.{field} "
+                f"unset; only {', '.join(RUN_FIELDS)} are the run's)")
+    return config_lib.replaced(arch, **{f: model[f] for f in RUN_FIELDS})
+
+
 def _stack(micro_batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.stack([mb[k] for mb in micro_batches]) for k in micro_batches[0]}
 
@@ -82,6 +117,11 @@ class NonFiniteLossError(FloatingPointError):
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Run (or resume) pretraining as configured; returns the last train and eval metrics."""
     cfg = config
+    hf_dir = inputs.hf_init_dir(cfg.init_from)
+    if hf_dir is not None:
+        cfg = config.copy_and_resolve_references()
+        cfg.model = checkpoint_model(config.model, config.model_defaults, hf_dir)
+        cfg.data.vocab_size = cfg.model.vocab_size  # the checkpoint's vocabulary, not a size to train
     config_lib.validate_pretraining(cfg)
     os.makedirs(workdir, exist_ok=True)
     mesh = sharding.make_mesh(cfg.mesh)
@@ -96,7 +136,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         cfg.batch_warmup_start or cfg.batch_size, cfg.batch_size, cfg.batch_warmup_tokens, micro_rows
     )
 
-    data = inputs.pretraining_data(cfg.data)
+    data = inputs.pretraining_data(cfg.data, cfg.init_from)
     train_docs, eval_docs, tokenizer = data.train, data.validation, data.tokenizer
     if tokenizer.vocab_size > cfg.model.vocab_size:
         raise ValueError(f"tokenizer has {tokenizer.vocab_size} pieces > model.vocab_size={cfg.model.vocab_size}")
@@ -209,8 +249,6 @@ def _export_hf(path: str, module, params, tokenizer) -> None:
     """
     from jax.experimental import multihost_utils
 
-    from modernbert_jax import hf  # only needed at the very end
-
     host_params = multihost_utils.process_allgather(params, tiled=True)
     if jax.process_index() == 0:
         tokenizer.save_hf(hf.save_pretrained(path, module, host_params, overwrite=True))
@@ -234,9 +272,35 @@ def _restore_or_init(cfg, module, tx, shardings, abstract, checkpointer, pipelin
         pipeline.set_state(restored.progress["data_state"])
         return restored.state, int(restored.progress["tokens_seen"])
     state = state_lib.init_state(module, tx, jax.random.key(cfg.seed), shardings, cfg.seq_len)
-    if cfg.init_from:
+    hf_dir = inputs.hf_init_dir(cfg.init_from)
+    if hf_dir is not None:
+        state = state.replace(params=_hf_weights(hf_dir, state.params, abstract.params))
+    elif cfg.init_from:
         state = state.replace(params=_weights_from(cfg.init_from, abstract, fallback=cfg.restore_fallback))
     return state, 0
+
+
+def _hf_weights(hf_dir, fresh: Any, abstract: Any) -> Any:
+    """A Hugging Face checkpoint's weights laid out like ``abstract``: the encoder, and the MLM head and
+    decoder bias when it has them (a ``...ForMaskedLM``), else ``fresh``'s head (this run's seed)."""
+    hf_config = safe_io.read_json(os.path.join(hf_dir, hf.CONFIG_FILE), what="a Hugging Face model config")
+    architectures = hf_config.get("architectures") or []
+    with_head = any(a.endswith("ForMaskedLM") for a in architectures)
+    # Host-side reading, off the run's mesh: under it, flax would constrain the loader's abstract shapes.
+    with jax.set_mesh(None):
+        _, host = hf.from_pretrained(hf_dir, head="mlm" if with_head else None)
+    if with_head:
+        _console(None, f"init_from {hf_dir}: encoder, MLM head and decoder bias from the checkpoint")
+        return _placed(abstract, host)
+    _console(None, f"init_from {hf_dir}: encoder from the checkpoint ({', '.join(architectures) or 'no architectures'}"
+                   ": no MLM head); head and decoder bias initialised fresh, decoder tied to the embeddings")
+    return {**fresh, "encoder": _placed(abstract["encoder"], host)}
+
+
+def _placed(abstract: Any, host: Any) -> Any:
+    """Host arrays as global arrays with ``abstract``'s shardings (each process builds its own shards)."""
+    return jax.tree.map(lambda a, x: jax.make_array_from_callback(a.shape, a.sharding, lambda i: np.asarray(x)[i]),
+                        abstract, host)
 
 
 class _Throughput:
@@ -273,7 +337,8 @@ def _weights_from(init_from: str, abstract: state_lib.TrainState, *, fallback: b
     (a corrupt newest step: an error, or with `fallback` the newest intact one; that workdir is only read)."""
     directory = os.path.join(init_from, "checkpoints")
     if not os.path.isdir(directory):
-        raise ckpt_lib.CheckpointError(f"init_from={init_from!r}: no checkpoints directory {directory}")
+        raise ckpt_lib.CheckpointError(f"init_from={init_from!r}: no checkpoints directory {directory} "
+                                       "(nor a Hugging Face config.json)")
     source = ckpt_lib.Checkpointer(directory, every=1, keep=1 << 30, async_save=False)
     try:
         restored = source.restore_latest(abstract, fallback=fallback, fallback_option=FALLBACK_OPTION)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from typing import Iterable
 
 import tensorflow_datasets as tfds
 
@@ -37,25 +38,34 @@ TEST_PER_CLASS = 100
 MIN_WORDS = 3
 
 
+def unambiguous_texts(rows: Iterable[dict]) -> list[dict]:
+    """One row per distinct ``text`` (compared lower-cased, whitespace-normalised), in text order.
+
+    The row of the alphabetically first ``package`` speaks for a shared text, whatever the input
+    order; a text found under several ``section``s is dropped, its label being ambiguous.
+    """
+    sections: dict[str, set[str]] = defaultdict(set)
+    first: dict[str, dict] = {}
+    for row in rows:
+        key = " ".join(row["text"].split()).lower()
+        sections[key].add(row["section"])
+        if key not in first or row["package"] < first[key]["package"]:
+            first[key] = row
+    return [first[key] for key in sorted(first) if len(sections[key]) == 1]
+
+
 def build_examples(packages) -> dict[str, list[dict]]:
     """``{"train", "validation", "test"}`` lists of ``{"text", "label", "package"}`` from package records."""
-    by_text: dict[str, set] = defaultdict(set)
-    first: dict[str, tuple[str, str]] = {}
+    candidates = []
     for pkg in packages:
         section = splits.debian_section(pkg.section)
         text = re.sub(r"\s+", " ", pkg.summary).strip()
-        if section not in SECTIONS or len(text.split()) < MIN_WORDS:
-            continue
-        key = text.lower()
-        by_text[key].add(section)
-        # The alphabetically first package speaks for a shared text, whatever the input order.
-        if key not in first or pkg.name < first[key][1]:
-            first[key] = (text, pkg.name)
+        if section in SECTIONS and len(text.split()) >= MIN_WORDS:
+            candidates.append({"text": text, "section": section, "package": pkg.name})
     per_section: dict[str, list[tuple[float, str, str]]] = defaultdict(list)
-    for key, sections in by_text.items():
-        if len(sections) == 1:
-            text, name = first[key]
-            per_section[next(iter(sections))].append((splits.DEBIAN_SECTIONS.position(name), text, name))
+    for row in unambiguous_texts(candidates):
+        name = row["package"]
+        per_section[row["section"]].append((splits.DEBIAN_SECTIONS.position(name), row["text"], name))
     rows: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
     for label, section in enumerate(SECTIONS):
         held_out = []
