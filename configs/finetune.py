@@ -40,6 +40,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.data = ml_collections.ConfigDict(dict(
         data_dir="",  # TFDS data_dir of the task's builder; "" = ~/.cache/modernbert_jax/tensorflow_datasets
         max_length=64 if demo else 128,  # tokens per example, special tokens included (longer ones are cut)
+        # A fixed subsample of the train / validation and test splits (tasks.subsample); 0 = all.
+        max_train_examples=0, max_eval_examples=0,
         # task=files: the user's JSONL files, their kind, labels (comma-separated, id order) and metric
         train_file="", validation_file="", test_file="", kind="classification", labels="", metric="",
     ))

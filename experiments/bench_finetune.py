@@ -41,15 +41,13 @@ import os
 import statistics
 import tempfile
 import time
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import ml_collections
-import numpy as np
 from absl import app, flags, logging
 
 from modernbert_jax import config as config_lib
-from modernbert_jax import provenance, safe_io
+from modernbert_jax import provenance
 from modernbert_jax.threads import limit_threads
 
 KINDS = ("classification", "token_classification")  # the kinds transformers' Auto* heads train here
@@ -73,9 +71,10 @@ flags.mark_flag_as_required("out")
 
 # ---- the shared setup: config, examples ----
 
-def bench_config(task: str, backbone: str, epochs: int) -> ml_collections.ConfigDict:
+def bench_config(task: str, backbone: str, epochs: int, max_train: int = 0, max_eval: int = 0) -> ml_collections.ConfigDict:
     """``configs/finetune.py`` for ``task`` on ``backbone`` as both sides run it: no layer-wise decay,
-    transformers' AdamW, float32, no progress bar (the log is the bench's)."""
+    transformers' AdamW, float32, no progress bar (the log is the bench's), and the splits' fixed
+    subsamples (``data.max_*_examples``, drawn by ``tasks.subsample``, which the reference side takes too)."""
     kind = "minilm" if backbone == "minilm" else "dir"
     config = config_lib.load_config(f"configs/finetune.py:task={task},backbone={kind}")
     if backbone != "minilm":
@@ -86,36 +85,10 @@ def bench_config(task: str, backbone: str, epochs: int) -> ml_collections.Config
     config.train.optimizer = "adamw"
     config.train.bf16 = False
     config.progress_bar = False
+    config.data.max_train_examples, config.data.max_eval_examples = max_train, max_eval
     if not 0 <= config.train.warmup_ratio < 1:  # TrainingArguments reads warmup_steps >= 1 as a step count
         raise ValueError(f"config.train.warmup_ratio={config.train.warmup_ratio}: the bench needs a ratio in [0, 1)")
     return config
-
-
-def subsample(examples: list[dict], limit: int) -> list[dict]:
-    """``limit`` examples drawn once (seed 0, kept in split order) so every seed and both sides see the
-    same ones; ``limit`` 0 or at least the split's size keeps the split."""
-    if not limit or limit >= len(examples):
-        return list(examples)
-    keep = np.sort(np.random.default_rng(0).choice(len(examples), limit, replace=False))
-    return [examples[i] for i in keep]
-
-
-def files_config(config: ml_collections.ConfigDict, task, splits: dict[str, list[dict]],
-                 directory: Path) -> ml_collections.ConfigDict:
-    """``config`` reading ``splits`` from JSONL files in ``directory`` (``task=files``): our loop then
-    trains on exactly the examples the reference gets, subsampled or not."""
-    bad = [name for name in task.label_names if "," in name]
-    if bad:  # config.data.labels is comma-separated
-        raise ValueError(f"task {task.name!r}: label {bad[0]!r} contains a comma; task=files cannot name it")
-    out = ml_collections.ConfigDict(config.to_dict())
-    out.task = "files"
-    out.data.kind, out.data.labels, out.data.metric = task.kind, ",".join(task.label_names), task.metric
-    for split, examples in splits.items():
-        path = directory / f"{split}.jsonl"
-        safe_io.write_file(path, "".join(json.dumps(ex, ensure_ascii=False) + "\n" for ex in examples))
-        out.data[f"{split}_file"] = str(path)
-    out.lock()
-    return out
 
 
 def token_mismatches(examples: list[dict], task, tokenizer, reference: list[dict], max_length: int) -> int:
@@ -299,15 +272,15 @@ def main(argv):
     torch.set_num_threads(threads)
     from finetune_jax import loop, tasks
 
-    config = bench_config(_TASK.value, _BACKBONE.value, _EPOCHS.value)
+    config = bench_config(_TASK.value, _BACKBONE.value, _EPOCHS.value, _MAX_TRAIN.value, _MAX_EVAL.value)
     loop.validate(config)
     task = tasks.for_config(config)
     if task.kind not in KINDS:
         raise ValueError(f"task {task.name!r} is of kind {task.kind!r}; the bench compares {KINDS}")
     backbone = str(loop.backbone_dir(config))
     data = task.load(config.data.data_dir or None)
-    splits = {"train": subsample(data["train"], _MAX_TRAIN.value),
-              **{s: subsample(data[s], _MAX_EVAL.value) for s in ("validation", "test")}}
+    splits = {"train": tasks.subsample(data["train"], config.data.max_train_examples),
+              **{s: tasks.subsample(data[s], config.data.max_eval_examples) for s in ("validation", "test")}}
     import transformers
 
     from modernbert_jax import hf
@@ -320,11 +293,10 @@ def main(argv):
                                   config.data.max_length)
     runs: dict[str, list[dict]] = {"ours": [], "reference": []}
     with tempfile.TemporaryDirectory(prefix="bench_finetune_") as scratch:
-        ours_config = files_config(config, task, splits, Path(scratch) / "data")
         for seed in seeds:
             runs["reference"].append({"seed": seed, **run_reference(config, task, backbone, tokenizer, encoded, seed,
                                                                     os.path.join(scratch, f"reference_{seed}"))})
-            runs["ours"].append({"seed": seed, **run_ours(ours_config, seed, os.path.join(scratch, f"ours_{seed}"))})
+            runs["ours"].append({"seed": seed, **run_ours(config, seed, os.path.join(scratch, f"ours_{seed}"))})
             print(f"seed {seed}: " + " | ".join(
                 f"{side} test {task.metric} {r[-1]['test'][task.metric]:.4f}, train {r[-1]['train_seconds']:.1f}s"
                 for side, r in runs.items()), flush=True)

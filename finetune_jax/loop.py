@@ -60,6 +60,8 @@ _MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "tokeni
 _NUMBERS = {
     "seed": (0, None, False, False, True),
     "data.max_length": (3, None, False, False, True),  # [CLS] x [SEP]
+    "data.max_train_examples": (0, None, False, False, True),  # 0: the whole split
+    "data.max_eval_examples": (0, None, False, False, True),
     "train.epochs": (1, None, False, False, True),
     "train.batch_size": (1, None, False, False, True),
     "train.learning_rate": (0, None, True, False, False),
@@ -162,7 +164,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     kind = kind_module(task.kind)
     os.makedirs(workdir, exist_ok=True)
     results = provenance.ResultFile(Path(workdir) / RESULTS)  # refused before training, not after
-    data = task.load(cfg.data.data_dir or None)
+    data = {split: tasks_lib.subsample(examples, cfg.data.max_train_examples if split == "train"
+                                       else cfg.data.max_eval_examples)
+            for split, examples in task.load(cfg.data.data_dir or None).items()}
     missing = [s for s in tasks_lib.SPLITS if not data.get(s)]
     if missing:
         raise ValueError(f"task {task.name!r}: no examples in split(s) {missing}")

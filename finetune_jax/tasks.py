@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import ml_collections
+import numpy as np
 
 KINDS = ("classification", "multi_label", "regression", "token_classification", "retrieval")
 SPLITS = ("train", "validation", "test")
@@ -135,3 +136,12 @@ def data_paths(task: Task, data_dir: str | None) -> list[str]:
     """What the task's data is read from, prepared on the way: the TFDS builder's directory, or the user's files."""
     prepared = task.prepare(data_dir)
     return list(prepared.paths) if isinstance(prepared, _Files) else [str(prepared.data_dir)]
+
+
+def subsample(examples: list[dict], limit: int) -> list[dict]:
+    """``limit`` examples drawn once (seed 0, kept in split order) so every seed, every backbone and both
+    sides of a side-by-side see the same ones; ``limit`` 0 or at least the split's size keeps the split."""
+    if not limit or limit >= len(examples):
+        return list(examples)
+    keep = np.sort(np.random.default_rng(0).choice(len(examples), limit, replace=False))
+    return [examples[i] for i in keep]

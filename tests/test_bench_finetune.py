@@ -79,10 +79,10 @@ def test_within_noise_follows_the_standard_error_of_the_difference():
 
 def test_subsample_is_fixed_and_keeps_split_order():
     examples = [{"id": str(i)} for i in range(50)]
-    picked = bench_finetune.subsample(examples, 10)
-    assert picked == bench_finetune.subsample(examples, 10) and len(picked) == 10
+    picked = tasks.subsample(examples, 10)
+    assert picked == tasks.subsample(examples, 10) and len(picked) == 10
     assert [int(ex["id"]) for ex in picked] == sorted(int(ex["id"]) for ex in picked)
-    assert bench_finetune.subsample(examples, 0) == examples == bench_finetune.subsample(examples, 99)
+    assert tasks.subsample(examples, 0) == examples == tasks.subsample(examples, 99)
 
 
 def test_results_sweep_has_every_task_and_backbone_with_its_own_metric():

@@ -12,7 +12,8 @@ evaluation. A row's metric is its task's own (``TASKS[task].metric``: accuracy, 
 nDCG@10), in that task's column; the others stay empty. The side-by-side with transformers'
 ``Trainer`` is ``experiments.bench_finetune`` (one JSON per task), the BM25 floor of code search
 is ``finetune_jax.retrieval.bm25``. ``arg`` keys: ``modernbert`` (the pretraining workdir or HF
-directory), ``epochs`` (0: the config's), ``seeds`` (3).
+directory), ``epochs`` (0: the config's), ``seeds`` (3), ``max_train`` / ``max_eval`` (fixed
+subsamples of the train / evaluation splits, ``tasks.subsample``; 0: whole splits).
 """
 
 import ml_collections
@@ -29,13 +30,14 @@ MORE_METRICS = ("metrics.test.macro_f1", "metrics.test.mrr@10", "train.seconds",
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    args = config_lib.parse_arg(arg, modernbert="", epochs=0, seeds=3)
+    args = config_lib.parse_arg(arg, modernbert="", epochs=0, seeds=3, max_train=0, max_eval=0)
     if not args.modernbert:
         raise ValueError("finetune_tasks needs modernbert=<pretraining workdir or HF directory>")
     cfg = ml_collections.ConfigDict()
     cfg.base = "configs/finetune.py"
     cfg.entry = "finetune"
-    cfg.fixed = {"progress_bar": False, **({"train": {"epochs": args.epochs}} if args.epochs else {})}
+    cfg.fixed = {"progress_bar": False, **({"train": {"epochs": args.epochs}} if args.epochs else {}),
+                 "data": {"max_train_examples": args.max_train, "max_eval_examples": args.max_eval}}
     points = []
     for task in tasks.TASKS.values():
         for label, backbone in BACKBONES:
