@@ -4,7 +4,7 @@
     python -m experiments.finetune --config=configs/finetune.py:task=pydocs_ner,backbone=minilm --workdir=/tmp/ft_ner
     python -m experiments.finetune --config=configs/finetune.py:task=code_search,backbone=minilm --workdir=/tmp/ft_code
     python -m experiments.finetune --config=configs/finetune.py:task=debian_sections,demo=true \
-        --workdir=/tmp/ft_demo                                   # a quick CPU run (1 epoch, short sequences)
+        --workdir=/tmp/ft_demo                                   # a quick CPU run (512 examples, 1 epoch, short sequences)
     python -m experiments.finetune --config=configs/finetune.py:task=pydocs_ner,backbone=dir \
         --config.backbone_path=workdir/demo/pretrain_<time> --workdir=/tmp/ft_ner_mb   # our pretrained ModernBERT
     python -m experiments.finetune --config=configs/finetune.py:task=files --config.data.kind=classification \
@@ -13,7 +13,7 @@
 
 The workdir holds the run: ``checkpoints/`` (a rerun resumes there), ``best/`` (the best epoch's
 params), ``metrics.jsonl`` and ``tensorboard/``, the best model in ``model/`` (a transformers
-directory; a sentence-transformers one for retrieval) and ``results.json`` (metrics of
+directory; a sentence-transformers one for retrieval) and ``result.json`` (metrics of
 validation and test, best epoch, training time, provenance).
 
 ``arg`` keys: task (``finetune_jax.tasks.TASKS`` or ``files``), backbone (minilm: the real
@@ -41,7 +41,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         data_dir="",  # TFDS data_dir of the task's builder; "" = ~/.cache/modernbert_jax/tensorflow_datasets
         max_length=64 if demo else 128,  # tokens per example, special tokens included (longer ones are cut)
         # A fixed subsample of the train / validation and test splits (tasks.subsample); 0 = all.
-        max_train_examples=0, max_eval_examples=0,
+        max_train_examples=512 if demo else 0, max_eval_examples=256 if demo else 0,
         # task=files: the user's JSONL files, their kind, labels (comma-separated, id order) and metric
         train_file="", validation_file="", test_file="", kind="classification", labels="", metric="",
     ))

@@ -13,7 +13,8 @@ After every epoch the validation split is evaluated; the best epoch by ``task.me
 (``workdir/best``, Orbax), and training stops once ``train.early_stopping_patience`` epochs in a
 row have not improved on it (transformers' ``EarlyStoppingCallback``; 0: never). At the end the
 best parameters are evaluated on validation and test, exported with the kind's ``export`` to
-``workdir/model`` and reported in ``workdir/results.json`` with their provenance.
+``workdir/model`` and returned; ``experiments.finetune`` and sweeps run ``train`` through
+``modernbert_jax.sweep.run_point``, which writes them with their provenance to ``workdir/result.json``.
 
 Resuming is automatic: ``workdir/checkpoints`` holds params, optimiser state, the JAX key and the
 progress (step, validation history, best epoch). Each epoch's batch order is a pure function of
@@ -38,7 +39,7 @@ from tqdm import tqdm
 
 from finetune_jax import tasks as tasks_lib
 from modernbert_jax import config as config_lib
-from modernbert_jax import hf, optim, provenance, sharding
+from modernbert_jax import hf, optim, sharding
 from modernbert_jax.train import checkpoint as ckpt_lib
 from modernbert_jax.train import metrics as metrics_lib
 from modernbert_jax.train.loop import NonFiniteLossError
@@ -46,7 +47,6 @@ from modernbert_jax.train.loop import NonFiniteLossError
 MODEL_DIR = "model"
 CHECKPOINTS = "checkpoints"
 BEST = "best"
-RESULTS = "results.json"
 KIND_MODULES = {**{kind: "finetune_jax.classification" for kind in
                    ("classification", "multi_label", "regression", "token_classification")},
                 "retrieval": "finetune_jax.retrieval"}
@@ -156,14 +156,13 @@ def _placement(mesh, rules):
 
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Run (or resume) fine-tuning as configured; returns what ``workdir/results.json`` holds, less
-    its provenance: metrics per split of the best epoch, ``best_epoch``, and the training record."""
+    """Run (or resume) fine-tuning as configured; returns the metrics per split of the best epoch,
+    ``best_epoch``, the validation history and the training record."""
     cfg = config
     validate(cfg)
     task = tasks_lib.for_config(cfg)
     kind = kind_module(task.kind)
     os.makedirs(workdir, exist_ok=True)
-    results = provenance.ResultFile(Path(workdir) / RESULTS)  # refused before training, not after
     data = {split: tasks_lib.subsample(examples, cfg.data.max_train_examples if split == "train"
                                        else cfg.data.max_eval_examples)
             for split, examples in task.load(cfg.data.data_dir or None).items()}
@@ -196,7 +195,6 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                   # The first step of each process compiles: it is left out of the per-step time.
                   "seconds_per_step": timed["seconds"] / timed["steps"] if timed["steps"] else None},
     }
-    results.write(result, config=cfg, seed=cfg.seed, data_paths=inputs(cfg))
     print(f"{task.name}: best epoch {result['best_epoch']}; " + " | ".join(
         f"{split} {task.metric} {m[task.metric]:.4f}" for split, m in metrics.items()), flush=True)
     return result

@@ -22,7 +22,7 @@ The task heads are those of Hugging Face's ``For{Sequence,Token}Classification``
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import flax.linen as nn
 import jax
@@ -241,18 +241,13 @@ def pooled_states(
     return (x * weights).sum(1) / jnp.maximum(weights.sum(1), 1.0)
 
 
-class SequenceClassifier(nn.Module):
-    """Encoder → cls or mean pooling → the family's head → dropout → linear classifier.
-
-    The head is ``config.classifier_head``: ModernBERT's prediction head (dense → GELU → norm) or
-    BERT's pooler (dropout → dense → tanh, DeBERTa's with its own activation). Logits are float32,
-    ``[B, C]`` for one sequence per row (a padded batch: pooling over the row's valid tokens),
-    ``[S, C]`` for the slots of a packed batch (``token_slot``/``slot_first`` of a
-    ``modernbert_jax.data.packing.PackedBatch``), the same logits for the same sequence.
-    """
+class _TaskModel(nn.Module):
+    """Encoder → (pooling) → the family's task head → dropout → linear classifier; the two
+    classifiers below differ only in whether they pool one vector per sequence first."""
 
     config: ml_collections.ConfigDict
     num_labels: int
+    pools: ClassVar[bool]
 
     def setup(self):
         cfg = self.config
@@ -260,7 +255,7 @@ class SequenceClassifier(nn.Module):
         self.encoder = Encoder(cfg)
         if cfg.classifier_head == "prediction":
             self.head = layers.PredictionHead(cfg)
-        else:
+        elif self.pools:  # BERT's pooler sits on the pooled [CLS] only; its token heads have none
             self.pooler = layers.Pooler(cfg)
         self.drop = Dropout(cfg.classifier_dropout)
         self.classifier = layers.classifier(cfg, self.num_labels)
@@ -281,62 +276,42 @@ class SequenceClassifier(nn.Module):
             input_ids, segment_ids, positions, attention_mask=attention_mask,
             token_type_ids=token_type_ids, deterministic=deterministic,
         )
-        pooled = pooled_states(self.config, x, segment_ids=segment_ids, attention_mask=attention_mask,
-                               token_slot=token_slot, slot_first=slot_first)
-        return self.classify(pooled, deterministic)
-
-    def classify(self, pooled: jax.Array, deterministic: bool = True) -> jax.Array:
-        """Logits ``[N, C]`` from pooled vectors ``[N, D]``: the task head without the encoder."""
-        if self.config.classifier_head == "prediction":
-            x = self.head(pooled)
-        else:
-            x = self.pooler(pooled, deterministic)
-        return self.classifier(self.drop(x, deterministic=deterministic)).astype(jnp.float32)
-
-
-class TokenClassifier(nn.Module):
-    """Encoder → (ModernBERT's prediction head) → dropout → linear classifier on every token.
-
-    Logits ``[B, T, C]`` (float32), packed or padded alike; ``token_slot``/``slot_first`` are
-    accepted so both classifiers take a ``PackedBatch``'s arrays, and need no pooling here.
-    """
-
-    config: ml_collections.ConfigDict
-    num_labels: int
-
-    def setup(self):
-        cfg = self.config
-        _check_num_labels(self.num_labels)
-        self.encoder = Encoder(cfg)
-        if cfg.classifier_head == "prediction":
-            self.head = layers.PredictionHead(cfg)
-        self.drop = Dropout(cfg.classifier_dropout)
-        self.classifier = layers.classifier(cfg, self.num_labels)
-
-    def __call__(
-        self,
-        input_ids: jax.Array,
-        segment_ids: Optional[jax.Array] = None,
-        positions: Optional[jax.Array] = None,
-        *,
-        token_slot: Optional[jax.Array] = None,
-        slot_first: Optional[jax.Array] = None,
-        attention_mask: Optional[jax.Array] = None,
-        token_type_ids: Optional[jax.Array] = None,
-        deterministic: bool = True,
-    ) -> jax.Array:
-        del token_slot, slot_first  # per-token logits: nothing to pool
-        x = self.encoder(
-            input_ids, segment_ids, positions, attention_mask=attention_mask,
-            token_type_ids=token_type_ids, deterministic=deterministic,
-        )
+        if self.pools:
+            x = pooled_states(self.config, x, segment_ids=segment_ids, attention_mask=attention_mask,
+                              token_slot=token_slot, slot_first=slot_first)
+            return self.classify(x, deterministic)
         return layers.constrain(self.classify(x, deterministic), ("act_batch", "act_length", None))
 
     def classify(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
-        """Logits ``[..., C]`` from hidden states ``[..., D]``: the task head without the encoder."""
+        """Logits ``[..., C]`` from (pooled) hidden states ``[..., D]``: the task head without the encoder."""
         if self.config.classifier_head == "prediction":
             x = self.head(x)
+        elif self.pools:
+            x = self.pooler(x, deterministic)
         return self.classifier(self.drop(x, deterministic=deterministic)).astype(jnp.float32)
+
+
+class SequenceClassifier(_TaskModel):
+    """One label (or value) per sequence: cls or mean pooling, then the task head.
+
+    The head is ``config.classifier_head``: ModernBERT's prediction head (dense → GELU → norm) or
+    BERT's pooler (dropout → dense → tanh, DeBERTa's with its own activation). Logits are float32,
+    ``[B, C]`` for one sequence per row (a padded batch: pooling over the row's valid tokens),
+    ``[S, C]`` for the slots of a packed batch (``token_slot``/``slot_first`` of a
+    ``modernbert_jax.data.packing.PackedBatch``), the same logits for the same sequence.
+    """
+
+    pools: ClassVar[bool] = True
+
+
+class TokenClassifier(_TaskModel):
+    """One label per token: (ModernBERT's prediction head) → dropout → linear classifier.
+
+    Logits ``[B, T, C]`` (float32), packed or padded alike; ``token_slot``/``slot_first`` are
+    accepted so both classifiers take a ``PackedBatch``'s arrays, and are not needed here.
+    """
+
+    pools: ClassVar[bool] = False
 
 
 def init_head_params(module: SequenceClassifier | TokenClassifier, rng: jax.Array) -> dict:
