@@ -61,6 +61,10 @@ _MAX_TRAIN = flags.DEFINE_integer("max_train_examples", 0, "Train on a fixed sub
 _MAX_EVAL = flags.DEFINE_integer("max_eval_examples", 0, "Validation and test subsamples this large (0 = all).",
                                  lower_bound=0)
 _EPOCHS = flags.DEFINE_integer("epochs", 0, "Training epochs (0 = configs/finetune.py's).", lower_bound=0)
+_LR = flags.DEFINE_float("learning_rate", 0.0, "Peak learning rate of both sides (0 = configs/finetune.py's).",
+                         lower_bound=0.0)
+_BATCH = flags.DEFINE_integer("batch_size", 0, "Examples per step of both sides (0 = configs/finetune.py's).",
+                              lower_bound=0)
 _SEEDS = flags.DEFINE_list("seeds", ["0"], "Seeds; each trains both sides once.")
 _THREADS = flags.DEFINE_integer("threads", 0, "CPU threads of XLA and of torch alike (0 = os.cpu_count()).",
                                 lower_bound=0)
@@ -71,7 +75,8 @@ flags.mark_flag_as_required("out")
 
 # ---- the shared setup: config, examples ----
 
-def bench_config(task: str, backbone: str, epochs: int, max_train: int = 0, max_eval: int = 0) -> ml_collections.ConfigDict:
+def bench_config(task: str, backbone: str, epochs: int, max_train: int = 0, max_eval: int = 0,
+                 learning_rate: float = 0.0, batch_size: int = 0) -> ml_collections.ConfigDict:
     """``configs/finetune.py`` for ``task`` on ``backbone`` as both sides run it: no layer-wise decay,
     transformers' AdamW, float32, no progress bar (the log is the bench's), and the splits' fixed
     subsamples (``data.max_*_examples``, drawn by ``tasks.subsample``, which the reference side takes too)."""
@@ -81,6 +86,10 @@ def bench_config(task: str, backbone: str, epochs: int, max_train: int = 0, max_
         config.backbone_path = backbone
     if epochs:
         config.train.epochs = epochs
+    if learning_rate:
+        config.train.learning_rate = learning_rate
+    if batch_size:
+        config.train.batch_size = batch_size
     config.train.layer_lr_decay = 1.0
     config.train.optimizer = "adamw"
     config.train.bf16 = False
@@ -272,7 +281,8 @@ def main(argv):
     torch.set_num_threads(threads)
     from finetune_jax import loop, tasks
 
-    config = bench_config(_TASK.value, _BACKBONE.value, _EPOCHS.value, _MAX_TRAIN.value, _MAX_EVAL.value)
+    config = bench_config(_TASK.value, _BACKBONE.value, _EPOCHS.value, _MAX_TRAIN.value, _MAX_EVAL.value,
+                          _LR.value, _BATCH.value)
     loop.validate(config)
     task = tasks.for_config(config)
     if task.kind not in KINDS:

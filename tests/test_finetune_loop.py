@@ -152,3 +152,46 @@ def test_metrics_equal_reference_libraries():
     reg = metrics.regression([0.1, 0.4, 0.35, 0.8], [0.0, 0.5, 0.3, 1.0])
     from scipy import stats
     assert reg["spearman"] == pytest.approx(stats.spearmanr([0.1, 0.4, 0.35, 0.8], [0.0, 0.5, 0.3, 1.0])[0])
+
+
+SHARDED_RUN = """
+import json, sys
+from pathlib import Path
+import jax
+from finetune_jax import loop, tasks
+from modernbert_jax import config as config_lib
+splits_file, backbone, workdir = sys.argv[1:4]
+splits = json.loads(Path(splits_file).read_text())
+tasks.TASKS["tiny"] = tasks.Task("tiny", "classification", ("fruit", "vehicle"), "accuracy", lambda _: splits,
+                                 lambda _: type("Builder", (), {"data_dir": Path(splits_file).parent})())
+cfg = config_lib.load_config("configs/finetune.py:demo=true,backbone=dir")
+cfg.task, cfg.backbone_path, cfg.progress_bar = "tiny", backbone, False
+cfg.data.max_length = 16
+cfg.train.update(epochs=1, batch_size=8, learning_rate=3e-3, log_every=1)
+cfg.eval.batch_size = 8
+cfg.mesh.update(data=4, fsdp=2)
+assert jax.device_count() == 8
+print(json.dumps(loop.train(cfg, workdir)["metrics"]))
+"""
+
+
+def test_sharded_run_gives_the_single_device_numbers(config, backbone, tmp_path):
+    """Rows split over a (data=4, fsdp=2) mesh of 8 host devices (rows padded to a multiple of 8,
+    parameters placed by the sharding rules) train to the losses and metrics of one device."""
+    import os
+    import subprocess
+    import sys
+
+    config.train.epochs = 1
+    single = loop.train(config, str(tmp_path / "single"))
+    splits_file = tmp_path / "prepared" / "data.json"  # the fixture's splits
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    run = subprocess.run([sys.executable, "-c", SHARDED_RUN, str(splits_file), str(backbone), str(tmp_path / "sharded")],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    sharded = json.loads(run.stdout.strip().splitlines()[-1])
+    losses = {name: [r["loss"] for r in _train_log(tmp_path / name) if r["split"] == "train"]
+              for name in ("single", "sharded")}
+    np.testing.assert_allclose(losses["sharded"], losses["single"], rtol=1e-4)
+    for split in ("validation", "test"):
+        assert sharded[split]["accuracy"] == pytest.approx(single["metrics"][split]["accuracy"])
