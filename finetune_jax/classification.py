@@ -28,6 +28,7 @@ import tokenizers
 
 from finetune_jax import data, metrics, tasks
 from modernbert_jax import hf, safe_io, sharding
+from modernbert_jax.data import packing
 from modernbert_jax import model as model_lib
 
 SEQUENCE_KINDS = ("classification", "multi_label", "regression")
@@ -100,8 +101,10 @@ def batches(examples: list[dict], tokenizer: tokenizers.Tokenizer, module: nn.Mo
     ids, labels = _encoded(examples, tokenizer, config, task)
     size = config.train.batch_size
     groups = data.epoch_groups(len(ids), size, seed=seed, epoch=epoch)
-    rows = max(data.batch_rows([len(ids[i]) for i in group], config.data.max_length, _row_multiple(config))
-               for group in groups)
+    # Exactly the rows the fullest batch needs (no power-of-two rounding: one shape per epoch already
+    # bounds the compilations, and rounding up would pad a packed batch back to a padded one's size).
+    needed = max(packing.rows_needed([len(ids[i]) for i in group], config.data.max_length) for group in groups)
+    rows = -(-needed // _row_multiple(config)) * _row_multiple(config)
     return [_batch(ids, labels, group, task.kind, module, config, size, rows) for group in groups]
 
 
